@@ -1,0 +1,309 @@
+//! The ports: every side effect and every replaceable decision step goes through one
+//! of these traits. The crates above implement them; the core only names them.
+//!
+//! Pure ports ([`Policy`], [`TemplateCatalog`], [`Renderer`], [`Clock`], [`IdGen`])
+//! are synchronous. I/O ports are `async` (via `async-trait`, no runtime implied).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::decision::{Action, Verdict};
+use crate::model::{Conversation, Order, OrderLookup, ReplyHistory, RuntimeFlags};
+use crate::order::OrderFacts;
+use crate::schema::{ModelDecision, VerifierDecision};
+use crate::vocab::{Channel, Intent, Language};
+
+/// Template variables: name → JSON value.
+pub type Variables = BTreeMap<String, serde_json::Value>;
+
+/// The current time.
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Fresh ids (correlation ids, receipts).
+pub trait IdGen: Send + Sync {
+    /// A new unique id.
+    fn new_id(&self) -> String;
+}
+
+/// What the catalog says about one template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    /// Template id.
+    pub id: String,
+    /// Version.
+    pub version: u32,
+    /// Tier (0, 1 or 2).
+    pub tier: u8,
+    /// Catalog enablement.
+    pub enabled: bool,
+    /// May close the conversation after sending.
+    pub auto_close_allowed: bool,
+    /// Channels it may be sent on.
+    pub channels: Vec<Channel>,
+    /// Variables that must be present and non-empty.
+    pub required: Vec<String>,
+}
+
+/// Read access to the template catalog.
+pub trait TemplateCatalog: Send + Sync {
+    /// The template with this id.
+    fn template(&self, id: &str) -> Option<&TemplateInfo>;
+}
+
+/// Why a template could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// Not in the catalog.
+    #[error("template '{0}' is not in the catalog; add it to templates/ or fix the template id")]
+    UnknownTemplate(String),
+    /// A required variable is missing or empty.
+    #[error("template '{template}' needs variable '{variable}', which is missing or empty")]
+    MissingVariable {
+        /// Template id.
+        template: String,
+        /// Variable name.
+        variable: String,
+    },
+    /// The template engine failed (strict undefined, fuel exhausted, …).
+    #[error("template '{template}' failed to render: {message}")]
+    Engine {
+        /// Template id.
+        template: String,
+        /// Engine message (no variable values).
+        message: String,
+    },
+}
+
+/// Renders catalog templates and builds their variables.
+pub trait Renderer: TemplateCatalog {
+    /// Template variables for an order (several fulfillments, ETA rule) and the
+    /// customer's name, in the reply language.
+    fn variables(
+        &self,
+        order: Option<&Order>,
+        facts: &OrderFacts,
+        customer_name: Option<&str>,
+        language: Language,
+    ) -> Variables;
+
+    /// Renders `template_id` for a channel and language.
+    fn render(
+        &self,
+        template_id: &str,
+        language: Language,
+        channel: Channel,
+        variables: &Variables,
+    ) -> Result<String, RenderError>;
+}
+
+/// A classifier's per-intent confidence (the rules classifier provides these; an
+/// LLM does not).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IntentScore {
+    /// Intent.
+    pub intent: Intent,
+    /// Confidence, 0..1.
+    pub confidence: f64,
+}
+
+/// Raw classifier output, not yet validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum ModelOutput {
+    /// A JSON value claiming to be `mw_decision_v1`.
+    Json(serde_json::Value),
+    /// The classifier failed (timeout, refusal, truncation, …): the reason.
+    Failed(String),
+}
+
+/// A classifier's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    /// The output to validate.
+    pub output: ModelOutput,
+    /// Per-intent scores, when the classifier has them.
+    #[serde(default)]
+    pub scores: Vec<IntentScore>,
+}
+
+/// What a classifier receives: redacted text only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassifyRequest {
+    /// Channel, if known.
+    pub channel: Option<Channel>,
+    /// The customer's text, PII redacted.
+    pub redacted_text: String,
+}
+
+/// Classifies a message into `mw_decision_v1`. Failures are values, not errors:
+/// they end in route-only.
+#[async_trait]
+pub trait Classifier: Send + Sync {
+    /// Classifies one message.
+    async fn classify(&self, request: &ClassifyRequest) -> Classification;
+}
+
+/// The verifier's answer, not yet validated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum VerifierInput {
+    /// The verifier was not asked.
+    #[default]
+    NotRun,
+    /// A JSON value claiming to be `mw_tier2_verifier_v1`.
+    Json(serde_json::Value),
+    /// The verifier failed: the reason (deny).
+    Failed(String),
+}
+
+/// The Tier 2 verifier.
+#[async_trait]
+pub trait Verifier: Send + Sync {
+    /// Verifies one Tier 2 candidate.
+    async fn verify(&self, request: &crate::decision::VerifierRequest) -> VerifierInput;
+}
+
+/// The verifier's answer after validation, as the policy sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VerifierState {
+    /// Not asked yet.
+    NotRun,
+    /// A valid answer.
+    Answered(VerifierDecision),
+    /// Failed or invalid: deny.
+    Failed(String),
+}
+
+/// Everything the policy reads. Pure data: no I/O behind it.
+pub struct PolicyInput<'a> {
+    /// Conversation channel, if known.
+    pub channel: Option<Channel>,
+    /// The customer's raw text (the Tier 0 pre-screen runs on it).
+    pub text: &'a str,
+    /// The validated classifier output, or why there is none.
+    pub model: Result<&'a ModelDecision, &'a str>,
+    /// Per-intent scores, if any.
+    pub scores: &'a [IntentScore],
+    /// The verifier's state.
+    pub verifier: &'a VerifierState,
+    /// Runtime flags; `None` when they could not be read (⇒ safe mode).
+    pub flags: Option<&'a RuntimeFlags>,
+    /// Past automated replies.
+    pub history: &'a ReplyHistory,
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// Linked-order facts.
+    pub order: &'a OrderFacts,
+    /// The template catalog.
+    pub catalog: &'a dyn TemplateCatalog,
+    /// Variables available to templates.
+    pub variables: &'a Variables,
+}
+
+/// The authoritative tier policy.
+pub trait Policy: Send + Sync {
+    /// Decides the tier, route, markers and template for one event.
+    fn evaluate(&self, input: &PolicyInput<'_>) -> Verdict;
+}
+
+/// An error from an I/O port. Messages say what to do and never carry message
+/// bodies or secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// The resource does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Credentials were rejected.
+    #[error("unauthorized: {0}; check the configured API key")]
+    Unauthorized(String),
+    /// The vendor throttled us.
+    #[error("rate limited; retry after {retry_after_secs:?} s")]
+    RateLimited {
+        /// Seconds to wait, when given.
+        retry_after_secs: Option<u64>,
+    },
+    /// Timed out.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// Temporarily unavailable (5xx, connection error).
+    #[error("unavailable: {0}; it will be retried")]
+    Unavailable(String),
+    /// The request or response was invalid (no retry).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// A conditional write found the record already present.
+    #[error("already exists: {0}")]
+    Conflict(String),
+}
+
+/// Reads conversations.
+#[async_trait]
+pub trait Conversations: Send + Sync {
+    /// The conversation with its messages.
+    async fn conversation(&self, id: &str) -> Result<Conversation, PortError>;
+}
+
+/// Reads linked orders.
+#[async_trait]
+pub trait Orders: Send + Sync {
+    /// The order(s) linked to a conversation.
+    async fn linked_order(&self, conversation_id: &str) -> Result<OrderLookup, PortError>;
+}
+
+/// What executing an action did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionOutcome {
+    /// Done.
+    Applied,
+    /// Already done earlier (found on reconcile); not repeated.
+    AlreadyApplied,
+    /// Written to the dry-run outbox instead of Richpanel.
+    DryRun,
+}
+
+/// Executes actions on Richpanel (or a dry-run outbox).
+#[async_trait]
+pub trait Actions: Send + Sync {
+    /// Executes one action under its idempotency key.
+    async fn execute(
+        &self,
+        conversation_id: &str,
+        action: &Action,
+        idempotency_key: &str,
+    ) -> Result<ActionOutcome, PortError>;
+}
+
+/// Reads runtime flags.
+#[async_trait]
+pub trait Flags: Send + Sync {
+    /// The current flags; an error means "unreadable" (⇒ safe mode).
+    async fn flags(&self) -> Result<RuntimeFlags, PortError>;
+}
+
+/// Reads and records reply history (for reply limits).
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Conditionally creates the idempotency record of an event; `Conflict` when it
+    /// already exists.
+    async fn claim_event(&self, event_key: &str, fingerprint: &str) -> Result<(), PortError>;
+    /// Reply history of a conversation and its customer.
+    async fn reply_history(
+        &self,
+        conversation_id: &str,
+        customer_id: Option<&str>,
+    ) -> Result<ReplyHistory, PortError>;
+}
+
+/// A durable FIFO-per-conversation queue.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Durably enqueues an event; returns when it is stored.
+    async fn enqueue(&self, group: &str, event_key: &str, payload: &[u8]) -> Result<(), PortError>;
+}
