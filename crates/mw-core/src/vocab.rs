@@ -61,6 +61,11 @@ pub enum MaxTier {
 pub type Priority = u8;
 
 impl Intent {
+    /// Every intent, in taxonomy order.
+    pub fn all() -> impl Iterator<Item = Intent> {
+        <Intent as strum::IntoEnumIterator>::iter()
+    }
+
     /// The stable string form, e.g. `order_status_tracking`.
     pub fn as_str(self) -> &'static str {
         self.into()

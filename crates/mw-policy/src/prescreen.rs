@@ -1,0 +1,149 @@
+//! The Tier 0 keyword pre-screen (SPEC §3, Gate A): deterministic, English and
+//! Spanish, run on the raw text before and independent of any model.
+//!
+//! The pattern file is compiled into the binary (`rules/tier0.yaml`); operators can
+//! add patterns with [`Prescreen::with_extra`] but never remove the shipped ones.
+
+use mw_core::Intent;
+use regex::{Regex, RegexSet};
+use serde::Deserialize;
+
+use crate::text::normalize;
+use crate::PolicyError;
+
+const EMBEDDED: &str = include_str!("../rules/tier0.yaml");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tier0File {
+    version: u32,
+    categories: indexmap::IndexMap<String, Vec<String>>,
+    #[serde(default)]
+    exclusions: Vec<String>,
+}
+
+/// A pre-screen hit: the Tier 0 category that matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier0Hit {
+    /// The Tier 0 intent of the first matching category.
+    pub intent: Intent,
+}
+
+/// The compiled pre-screen.
+#[derive(Debug, Clone)]
+pub struct Prescreen {
+    categories: Vec<(Intent, RegexSet)>,
+    exclusions: Vec<Regex>,
+}
+
+fn compile_set(patterns: &[String], what: &str) -> Result<RegexSet, PolicyError> {
+    RegexSet::new(patterns).map_err(|error| PolicyError::Rules(format!("{what}: {error}")))
+}
+
+impl Prescreen {
+    /// The shipped pre-screen.
+    pub fn embedded() -> Result<Prescreen, PolicyError> {
+        Prescreen::from_yaml(EMBEDDED)
+    }
+
+    /// Parses a pre-screen file (see `rules/tier0.yaml` for the format).
+    pub fn from_yaml(text: &str) -> Result<Prescreen, PolicyError> {
+        let file: Tier0File = serde_norway::from_str(text)
+            .map_err(|error| PolicyError::Rules(format!("tier0 file: {error}")))?;
+        if file.version != 1 {
+            return Err(PolicyError::Rules(format!(
+                "tier0 file version {} is not supported; use version 1",
+                file.version
+            )));
+        }
+        let mut categories = Vec::new();
+        for (name, patterns) in file.categories {
+            let intent: Intent = name
+                .parse()
+                .ok()
+                .filter(|intent: &Intent| intent.is_tier0())
+                .ok_or_else(|| PolicyError::Rules(format!("tier0 category '{name}' is not a Tier 0 intent")))?;
+            categories.push((intent, compile_set(&patterns, &name)?));
+        }
+        let exclusions = file
+            .exclusions
+            .iter()
+            .map(|pattern| {
+                Regex::new(pattern).map_err(|error| PolicyError::Rules(format!("tier0 exclusion: {error}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Prescreen { categories, exclusions })
+    }
+
+    /// Adds operator patterns to a category (they can only widen the net).
+    pub fn with_extra(mut self, intent: Intent, patterns: &[String]) -> Result<Prescreen, PolicyError> {
+        if !intent.is_tier0() {
+            return Err(PolicyError::Rules(format!("{intent} is not a Tier 0 intent")));
+        }
+        self.categories.push((intent, compile_set(patterns, intent.as_str())?));
+        Ok(self)
+    }
+
+    /// Scans raw text. Returns the first matching category (file order).
+    pub fn scan(&self, text: &str) -> Option<Tier0Hit> {
+        let mut normalized = normalize(text);
+        for exclusion in &self.exclusions {
+            if exclusion.is_match(&normalized) {
+                normalized = exclusion
+                    .replace_all(&normalized, |caps: &regex::Captures<'_>| {
+                        " ".repeat(caps.get(0).map_or(0, |m| m.as_str().len()))
+                    })
+                    .into_owned();
+            }
+        }
+        self.categories
+            .iter()
+            .find(|(_, set)| set.is_match(&normalized))
+            .map(|(intent, _)| Tier0Hit { intent: *intent })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(text: &str) -> Option<Intent> {
+        Prescreen::embedded().unwrap().scan(text).map(|hit| hit.intent)
+    }
+
+    #[test]
+    fn catches_each_category_in_both_languages() {
+        assert_eq!(hit("I will file a chargeback with my bank"), Some(Intent::ChargebackDispute));
+        assert_eq!(hit("Voy a hacer un contracargo"), Some(Intent::ChargebackDispute));
+        assert_eq!(hit("my lawyer will contact you"), Some(Intent::LegalThreat));
+        assert_eq!(hit("los voy a demandar"), Some(Intent::LegalThreat));
+        assert_eq!(hit("someone used my stolen card on your site"), Some(Intent::FraudSuspected));
+        assert_eq!(hit("esto es un fraude"), Some(Intent::FraudSuspected));
+        assert_eq!(hit("I know where your warehouse is, watch your back"), Some(Intent::HarassmentThreats));
+    }
+
+    #[test]
+    fn finds_tier0_buried_late_in_long_text() {
+        let text = format!("{} and if this is not fixed I am calling my attorney.", "The order was fine. ".repeat(200));
+        assert_eq!(hit(&text), Some(Intent::LegalThreat));
+    }
+
+    #[test]
+    fn known_false_friends_do_not_fire() {
+        for text in [
+            "There's no dispute about the quality, I just need a bigger size",
+            "killer price on these boots, do you have them in 9?",
+            "my friend Sue recommended your shop",
+            "I'm dying to try the new jacket",
+            "hay mucha demanda de este producto?",
+        ] {
+            assert_eq!(hit(text), None, "false positive on: {text}");
+        }
+    }
+
+    #[test]
+    fn non_tier0_categories_are_rejected() {
+        let bad = "version: 1\ncategories:\n  order_status_tracking: ['x']\n";
+        assert!(Prescreen::from_yaml(bad).is_err());
+    }
+}
