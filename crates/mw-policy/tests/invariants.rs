@@ -162,9 +162,9 @@ fn order() -> impl Strategy<Value = Order> {
     let fulfillment = proptest::collection::vec(tracking, 0..=2).prop_map(|tracking| json!({"status": "in_transit", "tracking": tracking}));
     (
         pick(&["#10482", "#10483", "10482"]),
-        pick(&["confirmed", "processing", "cancelled"]),
-        pick(&["paid", "refunded"]),
-        0..20i64,
+        prop_oneof![4 => Just("confirmed"), 1 => Just("processing"), 1 => Just("cancelled")],
+        prop_oneof![5 => Just("paid"), 1 => Just("refunded")],
+        prop_oneof![0..3i64, 0..20i64],
         proptest::option::of(pick(&["Standard Shipping", "Rushed", "Priority", "Carrier pigeon", "Free Shipping"])),
         proptest::collection::vec(fulfillment, 0..=3),
     )
@@ -210,7 +210,55 @@ fn history() -> impl Strategy<Value = ReplyHistory> {
     (times(4), times(7)).prop_map(|(conversation, customer)| ReplyHistory { conversation, customer })
 }
 
+/// Cases near the automation path (safe text, good model output, allowing
+/// verifier, default flags), so every reply branch is exercised often.
+fn near_automation_case() -> impl Strategy<Value = Case> {
+    const SAFE: [&str; 6] = [
+        "where is my order", "order #10482", "it's been two weeks and nothing shipped",
+        "tracking says delivered", "the box was crushed", "I want to return these shoes",
+    ];
+    const AUTOMATABLE: [&str; 6] = [
+        "order_status_tracking", "shipping_delay_not_shipped", "damaged_item", "return_request",
+        "promo_discount_issue", "technical_support",
+    ];
+    let model = (pick(&AUTOMATABLE), proptest::collection::vec(pick(&AUTOMATABLE), 0..=1), 0.55..=1.0f64,
+        pick(&["TIER_1_SAFE_ASSIST", "TIER_2_VERIFIED"]), pick(&["en", "es"]))
+        .prop_map(|(primary, secondary, confidence, tier, language)| ModelOutput::Json(json!({
+            "schema_version": "mw_decision_v1", "language": language, "primary_intent": primary,
+            "secondary_intents": secondary,
+            "routing": {"destination_team": "Email Support Team", "confidence": confidence, "needs_manual_triage": false, "tags": []},
+            "automation": {"tier": tier, "action": "SEND_TEMPLATE", "template_id": null, "confidence": confidence,
+                           "requires_deterministic_match": true},
+            "risk": {"flags": [], "force_human": false}, "clarifying_questions": [], "notes_for_agent": ""})));
+    let answered = (0.7..=1.0f64, prop::bool::weighted(0.85)).prop_map(|(confidence, allow)| VerifierInput::Json(json!({
+        "schema_version": "mw_tier2_verifier_v1", "allow_tier2": allow, "confidence": confidence,
+        "downgrade_to_tier": "TIER_1_SAFE_ASSIST", "reason_code": if allow { "OK" } else { "TOO_AMBIGUOUS" }, "notes": ""})));
+    let verifier = prop_oneof![4 => answered, 1 => Just(VerifierInput::NotRun)];
+    let flags = prop::bool::weighted(0.05).prop_map(|safe_mode| Some(RuntimeFlags { safe_mode, ..RuntimeFlags::default() }));
+    let history = prop::bool::weighted(0.9).prop_map(|empty| ReplyHistory {
+        conversation: if empty { vec![] } else { vec![now() - Duration::minutes(3)] },
+        customer: vec![],
+    });
+    (
+        proptest::collection::vec(pick(&SAFE), 2..4).prop_map(|parts| parts.join(". ")),
+        pick(&[Channel::Email, Channel::Livechat]),
+        model,
+        verifier,
+        flags,
+        order().prop_map(|order| OrderLookup::One { order: Box::new(order) }),
+        history,
+    )
+        .prop_map(|(text, channel, model, verifier, flags, order, history)| Case {
+            text, channel: Some(channel), model, scores: vec![], verifier, flags, order, history,
+            name: Some("Maria Lopez".into()),
+        })
+}
+
 fn case() -> impl Strategy<Value = Case> {
+    prop_oneof![1 => any_case(), 1 => near_automation_case()]
+}
+
+fn any_case() -> impl Strategy<Value = Case> {
     (
         proptest::collection::vec(pick(&FRAGMENTS), 1..4).prop_map(|parts| parts.join(". ")),
         proptest::option::weighted(0.95, pick(&CHANNELS)),
@@ -424,6 +472,36 @@ proptest! {
         if limited {
             prop_assert_eq!(sends(&outcome), (false, false));
         }
+    }
+}
+
+/// The generators must reach every outcome, or the properties above prove little.
+#[test]
+fn generated_cases_reach_every_outcome() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::new(config());
+    let strategy = case();
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    for _ in 0..4000 {
+        let case = strategy.new_tree(&mut runner).unwrap().current();
+        let outcome = run(&case);
+        let decision = &outcome.decision;
+        let mut count = |name| *seen.entry(name).or_default() += 1;
+        match (decision.tier, decision.sends_customer_message()) {
+            (AppliedTier::Tier0, _) => count("tier0"),
+            (AppliedTier::Tier2, true) => count("tier2_reply"),
+            (AppliedTier::Tier1, true) => count("tier1_reply"),
+            _ => count("route_only"),
+        }
+        if decision.close { count("auto_close") }
+        if decision.markers.contains(&Marker::ModelFailure) { count("model_failure") }
+        if decision.markers.contains(&Marker::AutoRateLimited) { count("rate_limited") }
+        if decision.verifier_request.is_some() { count("verifier_requested") }
+        if decision.reasons.iter().any(|r| r.code == "render_failed") { count("render_failed") }
+    }
+    for outcome in ["tier0", "tier2_reply", "tier1_reply", "route_only", "auto_close", "model_failure", "rate_limited", "verifier_requested"] {
+        assert!(seen.get(outcome).copied().unwrap_or(0) >= 10, "{outcome} reached too rarely: {seen:?}");
     }
 }
 
