@@ -1,16 +1,20 @@
 #![allow(missing_docs, reason = "benchmark harness")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark setup fails loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark setup fails loudly"
+)]
 //! Decisions per second on one core: `decide` end to end (validate a model output,
 //! run the policy, render the template) and the rules classifier.
 //!
 //! Run: `cargo bench -p mw-cli --bench decide`.
 
 use chrono::{TimeZone, Utc};
-use divan::{black_box, counter::ItemsCount, Bencher};
+use divan::{Bencher, black_box, counter::ItemsCount};
 use mw_cli::{ClassifierSource, Engine, MessageInput};
 use mw_core::{
-    decide, Channel, Classification, DecideInput, ModelOutput, Order, OrderLookup, ReplyHistory,
-    RuntimeFlags, VerifierInput,
+    Channel, Classification, DecideInput, ModelOutput, Order, OrderLookup, ReplyHistory,
+    RuntimeFlags, VerifierInput, decide,
 };
 use serde_json::json;
 
@@ -29,7 +33,9 @@ fn order() -> OrderLookup {
             "trackingCompany": "UPS", "trackingUrl": "https://www.ups.com/track?tracknum=1Z999AA10123456784"}]}]
     }))
     .unwrap_or_default();
-    OrderLookup::One { order: Box::new(order) }
+    OrderLookup::One {
+        order: Box::new(order),
+    }
 }
 
 fn model_output() -> serde_json::Value {
@@ -50,10 +56,18 @@ fn decide_tier2_reply(bencher: Bencher) {
     let order = order();
     let flags = RuntimeFlags::default();
     let history = ReplyHistory::default();
-    let classification = Classification { output: ModelOutput::Json(model_output()), scores: vec![] };
-    let verifier = VerifierInput::Json(json!({"schema_version": "mw_tier2_verifier_v1", "allow_tier2": true,
-        "confidence": 0.93, "downgrade_to_tier": "TIER_1_SAFE_ASSIST", "reason_code": "OK", "notes": ""}));
-    let now = Utc.with_ymd_and_hms(2026, 11, 18, 15, 0, 0).single().unwrap_or_default();
+    let classification = Classification {
+        output: ModelOutput::Json(model_output()),
+        scores: vec![],
+    };
+    let verifier = VerifierInput::Json(
+        json!({"schema_version": "mw_tier2_verifier_v1", "allow_tier2": true,
+        "confidence": 0.93, "downgrade_to_tier": "TIER_1_SAFE_ASSIST", "reason_code": "OK", "notes": ""}),
+    );
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 18, 15, 0, 0)
+        .single()
+        .unwrap_or_default();
     bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
         let decision = decide(
             &DecideInput {
@@ -92,7 +106,10 @@ fn rules_pipeline_end_to_end(bencher: Bencher) {
     let order = order();
     let flags = RuntimeFlags::default();
     let history = ReplyHistory::default();
-    let now = Utc.with_ymd_and_hms(2026, 11, 18, 15, 0, 0).single().unwrap_or_default();
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 18, 15, 0, 0)
+        .single()
+        .unwrap_or_default();
     bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
         let classification = engine.classify(black_box(TEXT), &ClassifierSource::Rules);
         engine.decide(

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use mw_core::{
-    decide, redact, Channel, Classification, DecideInput, Decision, ModelOutput, OrderLookup,
-    ReplyHistory, RuntimeFlags, VerifierInput,
+    Channel, Classification, DecideInput, Decision, ModelOutput, OrderLookup, ReplyHistory,
+    RuntimeFlags, VerifierInput, decide, redact,
 };
 use mw_policy::{PolicyConfig, Prescreen, RulesClassifier, RulesVerifier, TierPolicy};
 use mw_templates::Catalog;
@@ -81,8 +81,10 @@ pub struct Engine {
 }
 
 fn read(path: &Path) -> Result<String, EngineError> {
-    std::fs::read_to_string(path)
-        .map_err(|error| EngineError::Read { path: path.display().to_string(), message: error.to_string() })
+    std::fs::read_to_string(path).map_err(|error| EngineError::Read {
+        path: path.display().to_string(),
+        message: error.to_string(),
+    })
 }
 
 impl Engine {
@@ -93,7 +95,11 @@ impl Engine {
 
     /// Loads with optional overrides: a rules file, a templates directory
     /// (`catalog_v1.yaml` + `brand.yaml`) and a policy config (YAML or JSON).
-    pub fn load(rules: Option<&Path>, templates: Option<&Path>, policy: Option<&Path>) -> Result<Engine, EngineError> {
+    pub fn load(
+        rules: Option<&Path>,
+        templates: Option<&Path>,
+        policy: Option<&Path>,
+    ) -> Result<Engine, EngineError> {
         let rules = match rules {
             Some(path) => RulesClassifier::from_yaml(&read(path)?)?,
             None => RulesClassifier::embedded()?,
@@ -103,10 +109,14 @@ impl Engine {
             None => Catalog::embedded()?,
         };
         let config = match policy {
-            Some(path) => serde_norway::from_str::<PolicyConfig>(&read(path)?).map_err(|error| EngineError::Config {
-                path: path.display().to_string(),
-                message: error.to_string(),
-            })?,
+            Some(path) => {
+                serde_norway::from_str::<PolicyConfig>(&read(path)?).map_err(|error| {
+                    EngineError::Config {
+                        path: path.display().to_string(),
+                        message: error.to_string(),
+                    }
+                })?
+            }
             None => PolicyConfig::default(),
         };
         let prescreen = Prescreen::embedded()?;
@@ -124,11 +134,15 @@ impl Engine {
         match source {
             ClassifierSource::Rules => {
                 let outcome = self.rules.classify_text(&redact(text));
-                Classification { output: ModelOutput::Json(outcome.decision), scores: outcome.scores }
+                Classification {
+                    output: ModelOutput::Json(outcome.decision),
+                    scores: outcome.scores,
+                }
             }
-            ClassifierSource::Recorded(Some(value)) => {
-                Classification { output: ModelOutput::Json(value.clone()), scores: Vec::new() }
-            }
+            ClassifierSource::Recorded(Some(value)) => Classification {
+                output: ModelOutput::Json(value.clone()),
+                scores: Vec::new(),
+            },
             ClassifierSource::Recorded(None) => Classification {
                 output: ModelOutput::Failed("no model output was recorded".into()),
                 scores: Vec::new(),

@@ -49,7 +49,9 @@ pub struct GoldenLine {
 #[derive(Debug, thiserror::Error)]
 pub enum GoldenError {
     /// A line is not a valid golden line.
-    #[error("line {line}: {message}; each line must be one JSON object with id, channel, text, order, expected and model_output")]
+    #[error(
+        "line {line}: {message}; each line must be one JSON object with id, channel, text, order, expected and model_output"
+    )]
     Line {
         /// 1-based line number.
         line: usize,
@@ -75,10 +77,16 @@ pub fn parse_golden(text: &str) -> Result<Vec<GoldenLine>, GoldenError> {
         if trimmed.is_empty() || trimmed.starts_with("//") {
             continue;
         }
-        let line: GoldenLine = serde_json::from_str(trimmed)
-            .map_err(|error| GoldenError::Line { line: index + 1, message: error.to_string() })?;
+        let line: GoldenLine =
+            serde_json::from_str(trimmed).map_err(|error| GoldenError::Line {
+                line: index + 1,
+                message: error.to_string(),
+            })?;
         if !seen.insert(line.id.clone()) {
-            return Err(GoldenError::DuplicateId { line: index + 1, id: line.id });
+            return Err(GoldenError::DuplicateId {
+                line: index + 1,
+                id: line.id,
+            });
         }
         lines.push(line);
     }
@@ -159,14 +167,35 @@ pub struct Report {
 }
 
 fn ratio(numerator: usize, denominator: usize) -> f64 {
-    if denominator == 0 { 1.0 } else { numerator as f64 / denominator as f64 }
+    if denominator == 0 {
+        1.0
+    } else {
+        round4(numerator as f64 / denominator as f64)
+    }
+}
+
+/// Metrics are reported to four decimals.
+fn round4(value: f64) -> f64 {
+    (value * 10_000.0).round() / 10_000.0
 }
 
 fn templates_fitting(engine: &Engine, intent: Intent) -> Vec<String> {
-    let mut templates: Vec<String> = engine.policy.config().tier1_templates.get(&intent).cloned().into_iter().collect();
+    let mut templates: Vec<String> = engine
+        .policy
+        .config()
+        .tier1_templates
+        .get(&intent)
+        .cloned()
+        .into_iter()
+        .collect();
     if intent.is_order_status() {
         templates.extend(
-            ["t_order_status_verified", "t_shipping_delay_verified", "t_order_eta_no_tracking_verified"].map(str::to_owned),
+            [
+                "t_order_status_verified",
+                "t_shipping_delay_verified",
+                "t_order_eta_no_tracking_verified",
+            ]
+            .map(str::to_owned),
         );
     }
     templates
@@ -203,10 +232,21 @@ pub fn evaluate(
         per_intent: BTreeMap::new(),
         lines: Vec::new(),
     };
-    let (mut tier0_total, mut tier0_caught, mut clean_total, mut clean_escalated, mut replies, mut hits) =
-        (0, 0, 0, 0, 0, 0);
+    let (
+        mut tier0_total,
+        mut tier0_caught,
+        mut clean_total,
+        mut clean_escalated,
+        mut replies,
+        mut hits,
+    ) = (0, 0, 0, 0, 0, 0);
     for line in lines {
-        let order = line.order.clone().map_or(OrderLookup::None, |order| OrderLookup::One { order: Box::new(order) });
+        let order = line
+            .order
+            .clone()
+            .map_or(OrderLookup::None, |order| OrderLookup::One {
+                order: Box::new(order),
+            });
         let source = if classifier == "recorded" {
             ClassifierSource::Recorded(line.model_output.clone())
         } else {
@@ -236,7 +276,12 @@ pub fn evaluate(
                 violations.push("invalid_output_accepted".to_owned());
             }
         }
-        if sends && model.as_ref().is_some_and(|m| m.as_ref().is_ok_and(|m| m.automation.tier == Tier::Tier3AutoAction)) {
+        if sends
+            && model.as_ref().is_some_and(|m| {
+                m.as_ref()
+                    .is_ok_and(|m| m.automation.tier == Tier::Tier3AutoAction)
+            })
+        {
             report.tier3_executions += 1;
             violations.push("tier3_executed".to_owned());
         }
@@ -261,10 +306,16 @@ pub fn evaluate(
             clean_total += 1;
             clean_escalated += usize::from(escalated);
         }
-        let template = decision.reply.as_ref().map(|reply| reply.template_id.clone());
+        let template = decision
+            .reply
+            .as_ref()
+            .map(|reply| reply.template_id.clone());
         if let Some(template) = &template {
             replies += 1;
-            let tier = serde_json::to_value(decision.tier).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let tier = serde_json::to_value(decision.tier)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
             *report.replies_by_tier.entry(tier).or_default() += 1;
             let fits = std::iter::once(line.expected.intent)
                 .chain(line.expected.alt_intents.iter().copied())
@@ -273,7 +324,8 @@ pub fn evaluate(
                 report.off_intent_replies += 1;
             }
         }
-        let hit = decision.primary_intent == line.expected.intent || line.expected.alt_intents.contains(&decision.primary_intent);
+        let hit = decision.primary_intent == line.expected.intent
+            || line.expected.alt_intents.contains(&decision.primary_intent);
         hits += usize::from(hit);
         results.push(LineResult {
             id: line.id.clone(),
@@ -291,25 +343,66 @@ pub fn evaluate(
     let mut f1_sum = 0.0;
     let mut f1_count = 0;
     for intent in Intent::all() {
-        let predicted_as = |r: &&LineResult| if r.hit { r.expected == intent } else { r.predicted == intent };
-        let tp = results.iter().filter(|r| r.expected == intent && r.hit).count();
+        let predicted_as = |r: &&LineResult| {
+            if r.hit {
+                r.expected == intent
+            } else {
+                r.predicted == intent
+            }
+        };
+        let tp = results
+            .iter()
+            .filter(|r| r.expected == intent && r.hit)
+            .count();
         let predicted = results.iter().filter(predicted_as).count();
         let support = results.iter().filter(|r| r.expected == intent).count();
         if support == 0 && predicted == 0 {
             continue;
         }
-        let precision = if predicted == 0 { 0.0 } else { tp as f64 / predicted as f64 };
-        let recall = if support == 0 { 0.0 } else { tp as f64 / support as f64 };
-        let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+        let precision = if predicted == 0 {
+            0.0
+        } else {
+            tp as f64 / predicted as f64
+        };
+        let recall = if support == 0 {
+            0.0
+        } else {
+            tp as f64 / support as f64
+        };
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
         f1_sum += f1;
         f1_count += 1;
-        per_intent.insert(intent.as_str().to_owned(), IntentMetrics { precision, recall, f1, support });
+        per_intent.insert(
+            intent.as_str().to_owned(),
+            IntentMetrics {
+                precision: round4(precision),
+                recall: round4(recall),
+                f1: round4(f1),
+                support,
+            },
+        );
     }
     report.intent_accuracy = ratio(hits, lines.len());
-    report.macro_f1 = if f1_count == 0 { 0.0 } else { f1_sum / f1_count as f64 };
+    report.macro_f1 = if f1_count == 0 {
+        0.0
+    } else {
+        round4(f1_sum / f1_count as f64)
+    };
     report.tier0_recall = ratio(tier0_caught, tier0_total);
-    report.tier0_false_positive_rate = if clean_total == 0 { 0.0 } else { clean_escalated as f64 / clean_total as f64 };
-    report.automation_rate = if lines.is_empty() { 0.0 } else { replies as f64 / lines.len() as f64 };
+    report.tier0_false_positive_rate = if clean_total == 0 {
+        0.0
+    } else {
+        ratio(clean_escalated, clean_total)
+    };
+    report.automation_rate = if lines.is_empty() {
+        0.0
+    } else {
+        ratio(replies, lines.len())
+    };
     report.hard_gates_passed = report.invalid_outputs_accepted == 0
         && report.tier3_executions == 0
         && report.tier2_without_deterministic_match == 0
@@ -326,14 +419,35 @@ pub fn regressions(report: &Report, baseline: &Report) -> Vec<String> {
     let mut found = Vec::new();
     let mut check = |name: String, now: f64, before: f64, allowed: f64| {
         if before - now > allowed + 1e-9 {
-            found.push(format!("{name} dropped from {before:.3} to {now:.3} (allowed {allowed:.2})"));
+            found.push(format!(
+                "{name} dropped from {before:.3} to {now:.3} (allowed {allowed:.2})"
+            ));
         }
     };
-    check("intent_accuracy".into(), report.intent_accuracy, baseline.intent_accuracy, 0.02);
+    check(
+        "intent_accuracy".into(),
+        report.intent_accuracy,
+        baseline.intent_accuracy,
+        0.02,
+    );
     check("macro_f1".into(), report.macro_f1, baseline.macro_f1, 0.02);
     for (intent, before) in &baseline.per_intent {
-        let now = report.per_intent.get(intent).copied().unwrap_or(IntentMetrics { precision: 0.0, recall: 0.0, f1: 0.0, support: 0 });
-        check(format!("{intent} precision"), now.precision, before.precision, 0.03);
+        let now = report
+            .per_intent
+            .get(intent)
+            .copied()
+            .unwrap_or(IntentMetrics {
+                precision: 0.0,
+                recall: 0.0,
+                f1: 0.0,
+                support: 0,
+            });
+        check(
+            format!("{intent} precision"),
+            now.precision,
+            before.precision,
+            0.03,
+        );
         check(format!("{intent} recall"), now.recall, before.recall, 0.03);
     }
     found

@@ -51,7 +51,9 @@ pub struct ExplainInput {
 pub fn explain(engine: &Engine, input: &ExplainInput, now: DateTime<Utc>) -> Decision {
     let order = match (input.linked_orders, &input.order) {
         (Some(count), _) if count > 1 => OrderLookup::Several { count },
-        (_, Some(order)) => OrderLookup::One { order: Box::new(order.clone()) },
+        (_, Some(order)) => OrderLookup::One {
+            order: Box::new(order.clone()),
+        },
         _ => OrderLookup::None,
     };
     let source = match &input.model_output {
@@ -75,13 +77,18 @@ pub fn explain(engine: &Engine, input: &ExplainInput, now: DateTime<Utc>) -> Dec
 }
 
 fn label<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Human-readable rendering of a decision.
 pub fn render(decision: &Decision) -> String {
     let mut out = String::new();
-    let automation = decision.automation_confidence.map_or("-".to_owned(), |c| format!("{c:.2}"));
+    let automation = decision
+        .automation_confidence
+        .map_or("-".to_owned(), |c| format!("{c:.2}"));
     let _ = writeln!(
         out,
         "decision   {} · {} → {} (routing confidence {:.2}, automation {automation})",
@@ -91,13 +98,21 @@ pub fn render(decision: &Decision) -> String {
         decision.routing_confidence,
     );
     if !decision.secondary_intents.is_empty() {
-        let others: Vec<&str> = decision.secondary_intents.iter().map(|i| i.as_str()).collect();
+        let others: Vec<&str> = decision
+            .secondary_intents
+            .iter()
+            .map(|i| i.as_str())
+            .collect();
         let _ = writeln!(out, "also seen  {}", others.join(", "));
     }
     let _ = writeln!(out, "tags       {}", decision.tags.join(", "));
     match &decision.reply {
         Some(reply) => {
-            let _ = writeln!(out, "reply      {} v{} ({})", reply.template_id, reply.template_version, reply.language);
+            let _ = writeln!(
+                out,
+                "reply      {} v{} ({})",
+                reply.template_id, reply.template_version, reply.language
+            );
             for line in reply.body.lines() {
                 let _ = writeln!(out, "           | {line}");
             }
@@ -106,12 +121,27 @@ pub fn render(decision: &Decision) -> String {
             let _ = writeln!(out, "reply      none (no customer message)");
         }
     }
-    let _ = writeln!(out, "close      {}", if decision.close { "yes" } else { "no" });
-    let actions: Vec<String> = decision.actions.iter().enumerate().map(|(i, a)| format!("{}. {}", i + 1, a.kind())).collect();
+    let _ = writeln!(
+        out,
+        "close      {}",
+        if decision.close { "yes" } else { "no" }
+    );
+    let actions: Vec<String> = decision
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}. {}", i + 1, a.kind()))
+        .collect();
     let _ = writeln!(out, "actions    {}", actions.join("  "));
     let _ = writeln!(out, "reasons");
     for reason in &decision.reasons {
-        let _ = writeln!(out, "  [{}] {}: {}", label(&reason.gate), reason.code, reason.detail);
+        let _ = writeln!(
+            out,
+            "  [{}] {}: {}",
+            label(&reason.gate),
+            reason.code,
+            reason.detail
+        );
     }
     out
 }

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::decision::{tags_for, Action, AppliedTier, Decision, Gate, Reason, Reply, Verdict};
+use crate::decision::{Action, AppliedTier, Decision, Gate, Reason, Reply, Verdict, tags_for};
 use crate::model::{OrderLookup, ReplyHistory, RuntimeFlags};
 use crate::order::OrderFacts;
 use crate::ports::{
@@ -54,9 +54,11 @@ pub fn decide(input: &DecideInput<'_>, policy: &dyn Policy, renderer: &dyn Rende
         VerifierInput::Failed(reason) => VerifierState::Failed(reason.clone()),
     };
     let facts = OrderFacts::new(input.order, input.text, input.now);
-    let language = model.as_ref().map_or(Language::Unknown, |m| m.language).reply_language();
-    let variables =
-        renderer.variables(input.order.single(), &facts, input.customer_name, language);
+    let language = model
+        .as_ref()
+        .map_or(Language::Unknown, |m| m.language)
+        .reply_language();
+    let variables = renderer.variables(input.order.single(), &facts, input.customer_name, language);
     let verdict = policy.evaluate(&PolicyInput {
         channel: input.channel,
         text: input.text,
@@ -70,7 +72,13 @@ pub fn decide(input: &DecideInput<'_>, policy: &dyn Policy, renderer: &dyn Rende
         catalog: renderer,
         variables: &variables,
     });
-    finish(verdict, input, renderer, &variables, facts.deterministic_match)
+    finish(
+        verdict,
+        input,
+        renderer,
+        &variables,
+        facts.deterministic_match,
+    )
 }
 
 /// Defence in depth: conditions under which no customer message may leave, whatever
@@ -83,7 +91,10 @@ fn guard(verdict: &Verdict, input: &DecideInput<'_>) -> Option<&'static str> {
         Some("safe_mode")
     } else if !flags.automation_enabled {
         Some("automation_disabled")
-    } else if !input.channel.is_some_and(|channel| flags.channel_enabled(channel)) {
+    } else if !input
+        .channel
+        .is_some_and(|channel| flags.channel_enabled(channel))
+    {
         Some("channel_disabled")
     } else {
         None
@@ -107,16 +118,27 @@ fn finish(
     deterministic_order_match: bool,
 ) -> Decision {
     if verdict.reply.is_some() {
-        let blocked = if input.flags.is_none() { Some("flags_unreadable") } else { guard(&verdict, input) };
+        let blocked = if input.flags.is_none() {
+            Some("flags_unreadable")
+        } else {
+            guard(&verdict, input)
+        };
         if let Some(code) = blocked {
-            downgrade(&mut verdict, Gate::Guard, code, "no customer message under this condition".into());
+            downgrade(
+                &mut verdict,
+                Gate::Guard,
+                code,
+                "no customer message under this condition".into(),
+            );
         }
     }
     let mut reply = None;
     if let (Some(plan), Some(channel)) = (verdict.reply.clone(), input.channel) {
         match renderer.render(&plan.template_id, verdict.language, channel, variables) {
             Ok(body) => {
-                let version = renderer.template(&plan.template_id).map_or(0, |info| info.version);
+                let version = renderer
+                    .template(&plan.template_id)
+                    .map_or(0, |info| info.version);
                 reply = Some(Reply {
                     template_id: plan.template_id,
                     template_version: version,
@@ -124,14 +146,22 @@ fn finish(
                     body,
                 });
             }
-            Err(error) => downgrade(&mut verdict, Gate::Render, "render_failed", error.to_string()),
+            Err(error) => downgrade(
+                &mut verdict,
+                Gate::Render,
+                "render_failed",
+                error.to_string(),
+            ),
         }
     }
     let close = reply.is_some() && verdict.reply.as_ref().is_some_and(|plan| plan.auto_close);
     let tags = tags_for(&verdict, reply.is_some(), close);
     let mut actions = vec![Action::AddTags { tags: tags.clone() }];
     if let (Some(assignee_id), false) = (&verdict.assignee_id, close) {
-        actions.push(Action::Assign { team: verdict.team_name.clone(), assignee_id: assignee_id.clone() });
+        actions.push(Action::Assign {
+            team: verdict.team_name.clone(),
+            assignee_id: assignee_id.clone(),
+        });
     }
     if let Some(reply) = &reply {
         actions.push(Action::SendReply {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::{slugify, Intent, Language, Team};
+use crate::vocab::{Intent, Language, Team, slugify};
 
 /// The tier actually applied to an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,7 +73,11 @@ pub struct Reason {
 impl Reason {
     /// A reason with a detail.
     pub fn new(gate: Gate, code: &str, detail: impl Into<String>) -> Reason {
-        Reason { gate, code: code.to_owned(), detail: detail.into() }
+        Reason {
+            gate,
+            code: code.to_owned(),
+            detail: detail.into(),
+        }
     }
 }
 

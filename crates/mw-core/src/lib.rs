@@ -20,19 +20,19 @@ mod redact;
 mod schema;
 mod vocab;
 
-pub use decide::{decide, DecideInput};
+pub use decide::{DecideInput, decide};
 pub use decision::{
-    tags_for, Action, AppliedTier, Decision, Gate, Marker, Reason, Reply, ReplyPlan, Verdict,
-    VerifierRequest, MAX_ACTIONS, TAG_AUTO_CLOSED, TAG_AUTO_REPLIED, TAG_DEFLECTED,
-    TAG_ROUTING_APPLIED, TAG_SEND_FAILED,
+    Action, AppliedTier, Decision, Gate, MAX_ACTIONS, Marker, Reason, Reply, ReplyPlan,
+    TAG_AUTO_CLOSED, TAG_AUTO_REPLIED, TAG_DEFLECTED, TAG_ROUTING_APPLIED, TAG_SEND_FAILED,
+    Verdict, VerifierRequest, tags_for,
 };
 pub use model::{
-    parse_timestamp, Conversation, Customer, Fulfillment, InboundEvent, Message, Order,
-    OrderLookup, ReplyHistory, RuntimeFlags, Sender, Tracking,
+    Conversation, Customer, Fulfillment, InboundEvent, Message, Order, OrderLookup, ReplyHistory,
+    RuntimeFlags, Sender, Tracking, parse_timestamp,
 };
 pub use order::{
-    business_days_between, eta, order_cancelled, order_has_tracking, order_matches_number,
-    order_numbers_in, Eta, OrderFacts, ShippingBucket,
+    Eta, OrderFacts, ShippingBucket, business_days_between, eta, order_cancelled,
+    order_has_tracking, order_matches_number, order_numbers_in,
 };
 pub use ports::{
     ActionOutcome, Actions, Classification, Classifier, ClassifyRequest, Clock, Conversations,
@@ -40,13 +40,13 @@ pub use ports::{
     RenderError, Renderer, StateStore, TemplateCatalog, TemplateInfo, Variables, Verifier,
     VerifierInput, VerifierState,
 };
-pub use redact::{contains_pii, redact, PiiKind};
+pub use redact::{PiiKind, contains_pii, redact};
 pub use schema::{
-    decision_schema, parse_decision, parse_verifier, validate_decision, validate_verifier,
-    verifier_schema, AutomationAdvice, ModelDecision, RiskAdvice, RoutingAdvice, SchemaError,
-    VerifierDecision, DECISION_SCHEMA_JSON, VERIFIER_SCHEMA_JSON,
+    AutomationAdvice, DECISION_SCHEMA_JSON, ModelDecision, RiskAdvice, RoutingAdvice, SchemaError,
+    VERIFIER_SCHEMA_JSON, VerifierDecision, decision_schema, parse_decision, parse_verifier,
+    validate_decision, validate_verifier, verifier_schema,
 };
 pub use vocab::{
-    slugify, AutomationAction, Channel, ClarifyingQuestion, DowngradeTier, Intent, Language,
-    MaxTier, Priority, RiskFlag, Team, Tier, VerifierReason,
+    AutomationAction, Channel, ClarifyingQuestion, DowngradeTier, Intent, Language, MaxTier,
+    Priority, RiskFlag, Team, Tier, VerifierReason, slugify,
 };

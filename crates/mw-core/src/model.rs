@@ -318,7 +318,9 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
         return Some(Utc.from_utc_datetime(&naive));
     }
     if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return date.and_hms_opt(0, 0, 0).map(|naive| Utc.from_utc_datetime(&naive));
+        return date
+            .and_hms_opt(0, 0, 0)
+            .map(|naive| Utc.from_utc_datetime(&naive));
     }
     text.parse::<i64>().ok().and_then(from_epoch_millis)
 }
@@ -357,13 +359,19 @@ mod tests {
         assert_eq!(order.financial_status.as_deref(), Some("paid"));
         assert!(order.created_at.is_some());
         assert_eq!(order.fulfillment.len(), 1);
-        assert_eq!(order.fulfillment[0].tracking[0].tracking_company.as_deref(), Some("UPS"));
+        assert_eq!(
+            order.fulfillment[0].tracking[0].tracking_company.as_deref(),
+            Some("UPS")
+        );
     }
 
     #[test]
     fn timestamps_in_every_documented_form() {
         let iso = parse_timestamp("2026-11-18T15:00:00Z").unwrap();
-        assert_eq!(parse_timestamp(&iso.timestamp_millis().to_string()), Some(iso));
+        assert_eq!(
+            parse_timestamp(&iso.timestamp_millis().to_string()),
+            Some(iso)
+        );
         assert!(parse_timestamp("2026-11-18").is_some());
         assert!(parse_timestamp("yesterday").is_none());
     }
@@ -387,7 +395,10 @@ mod tests {
             ..Conversation::default()
         };
         assert_eq!(conversation.pending_customer_text(), "second\n\nthird");
-        assert_eq!(conversation.newest_message().map(|m| m.id.as_str()), Some("c4"));
+        assert_eq!(
+            conversation.newest_message().map(|m| m.id.as_str()),
+            Some("c4")
+        );
     }
 
     #[test]

@@ -47,10 +47,27 @@ impl ShippingBucket {
         let has = |words: &[&str]| words.iter().any(|word| method.contains(word));
         if has(&["rush"]) {
             Some(ShippingBucket::Rushed)
-        } else if has(&["priority", "express", "expedited", "overnight", "next day", "next-day"]) {
+        } else if has(&[
+            "priority",
+            "express",
+            "expedited",
+            "overnight",
+            "next day",
+            "next-day",
+        ]) {
             Some(ShippingBucket::Priority)
         } else if method.trim().is_empty()
-            || has(&["standard", "free", "ground", "economy", "regular", "estandar", "estándar", "normal", "gratis"])
+            || has(&[
+                "standard",
+                "free",
+                "ground",
+                "economy",
+                "regular",
+                "estandar",
+                "estándar",
+                "normal",
+                "gratis",
+            ])
         {
             Some(ShippingBucket::Standard)
         } else {
@@ -103,7 +120,10 @@ pub fn eta(order: &Order, now: DateTime<Utc>) -> Eta {
     if elapsed >= upper {
         Eta::Elapsed { bucket }
     } else {
-        Eta::Remaining { bucket, remaining_business_days: upper - elapsed }
+        Eta::Remaining {
+            bucket,
+            remaining_business_days: upper - elapsed,
+        }
     }
 }
 
@@ -196,7 +216,9 @@ impl OrderFacts {
         };
         let mentioned = order_numbers_in(text);
         let deterministic_match = mentioned.is_empty()
-            || mentioned.iter().any(|number| order_matches_number(order, number));
+            || mentioned
+                .iter()
+                .any(|number| order_matches_number(order, number));
         OrderFacts {
             deterministic_match,
             lookup_failed: false,
@@ -219,10 +241,22 @@ mod tests {
     #[test]
     fn business_days_skip_weekends() {
         // 2026-11-13 is a Friday; 2026-11-18 a Wednesday.
-        assert_eq!(business_days_between(date(2026, 11, 13), date(2026, 11, 18)), 3);
-        assert_eq!(business_days_between(date(2026, 11, 18), date(2026, 11, 18)), 0);
-        assert_eq!(business_days_between(date(2026, 11, 14), date(2026, 11, 16)), 1);
-        assert_eq!(business_days_between(date(2026, 11, 20), date(2026, 11, 13)), 0);
+        assert_eq!(
+            business_days_between(date(2026, 11, 13), date(2026, 11, 18)),
+            3
+        );
+        assert_eq!(
+            business_days_between(date(2026, 11, 18), date(2026, 11, 18)),
+            0
+        );
+        assert_eq!(
+            business_days_between(date(2026, 11, 14), date(2026, 11, 16)),
+            1
+        );
+        assert_eq!(
+            business_days_between(date(2026, 11, 20), date(2026, 11, 13)),
+            0
+        );
     }
 
     fn order_placed(day: u32, method: &str) -> Order {
@@ -236,34 +270,58 @@ mod tests {
 
     #[test]
     fn eta_rule() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 18, 15, 0, 0).single().unwrap();
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 18, 15, 0, 0)
+            .single()
+            .unwrap();
         assert_eq!(
             eta(&order_placed(16, "Standard Shipping"), now),
-            Eta::Remaining { bucket: ShippingBucket::Standard, remaining_business_days: 3 }
+            Eta::Remaining {
+                bucket: ShippingBucket::Standard,
+                remaining_business_days: 3
+            }
         );
         assert_eq!(
             eta(&order_placed(10, "Free Shipping"), now),
-            Eta::Elapsed { bucket: ShippingBucket::Standard }
+            Eta::Elapsed {
+                bucket: ShippingBucket::Standard
+            }
         );
         assert_eq!(
             eta(&order_placed(17, "Rushed"), now),
-            Eta::Elapsed { bucket: ShippingBucket::Rushed }
+            Eta::Elapsed {
+                bucket: ShippingBucket::Rushed
+            }
         );
         assert_eq!(
             eta(&order_placed(18, "Priority Mail Express"), now),
-            Eta::Remaining { bucket: ShippingBucket::Priority, remaining_business_days: 1 }
+            Eta::Remaining {
+                bucket: ShippingBucket::Priority,
+                remaining_business_days: 1
+            }
         );
         assert_eq!(eta(&order_placed(18, "Carrier pigeon"), now), Eta::Unknown);
     }
 
     #[test]
     fn order_numbers_and_matching() {
-        assert_eq!(order_numbers_in("where is #10482 and order 10483?"), ["10482", "10483"]);
-        assert_eq!(order_numbers_in("mi pedido número 555123 no llega"), ["555123"]);
+        assert_eq!(
+            order_numbers_in("where is #10482 and order 10483?"),
+            ["10482", "10483"]
+        );
+        assert_eq!(
+            order_numbers_in("mi pedido número 555123 no llega"),
+            ["555123"]
+        );
         assert!(order_numbers_in("I ordered 2 shirts").is_empty());
         let order = order_placed(16, "Standard");
-        let one = OrderLookup::One { order: Box::new(order) };
-        let now = Utc.with_ymd_and_hms(2026, 11, 18, 15, 0, 0).single().unwrap();
+        let one = OrderLookup::One {
+            order: Box::new(order),
+        };
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 18, 15, 0, 0)
+            .single()
+            .unwrap();
         assert!(OrderFacts::new(&one, "where is my order?", now).deterministic_match);
         assert!(OrderFacts::new(&one, "where is #10482", now).deterministic_match);
         assert!(!OrderFacts::new(&one, "where is #99999", now).deterministic_match);

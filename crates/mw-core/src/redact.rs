@@ -72,7 +72,7 @@ fn luhn_valid(text: &str) -> bool {
         .rev()
         .enumerate()
         .map(|(index, &digit)| {
-            if index % 2 == 1 {
+            if !index.is_multiple_of(2) {
                 let doubled = digit * 2;
                 if doubled > 9 { doubled - 9 } else { doubled }
             } else {
@@ -80,7 +80,7 @@ fn luhn_valid(text: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn phone_like(text: &str) -> bool {
@@ -91,7 +91,12 @@ const STREET_SUFFIXES: &str = "street|st|avenue|ave|road|rd|boulevard|blvd|lane|
 
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     let rule = |kind, pattern: &str, accept: fn(&str) -> bool, group| {
-        Regex::new(pattern).ok().map(|regex| Rule { kind, regex, accept, group })
+        Regex::new(pattern).ok().map(|regex| Rule {
+            kind,
+            regex,
+            accept,
+            group,
+        })
     };
     let address_en = format!(
         r"(?i)\b\d{{1,6}}\s+(?:[nsew]\.?\s+)?(?:[a-z0-9][a-z0-9'.-]*\s+){{1,4}}(?:{STREET_SUFFIXES})\b\.?(?:,?\s+(?:apt|apartment|suite|ste|unit|#)\.?\s*[a-z0-9-]+)?"
@@ -166,8 +171,14 @@ mod tests {
     #[test]
     fn each_kind_becomes_its_placeholder() {
         let cases = [
-            ("mail me at jane.doe+shop@example.com please", "mail me at [EMAIL] please"),
-            ("card 4111 1111 1111 1111 was charged", "card [CARD] was charged"),
+            (
+                "mail me at jane.doe+shop@example.com please",
+                "mail me at [EMAIL] please",
+            ),
+            (
+                "card 4111 1111 1111 1111 was charged",
+                "card [CARD] was charged",
+            ),
             ("UPS 1Z999AA10123456784 stuck", "UPS [TRACKING] stuck"),
             ("usps 9400111899562537866361", "usps [TRACKING]"),
             ("call (415) 555-0142 today", "call [PHONE] today"),
@@ -175,9 +186,18 @@ mod tests {
             ("where is #10482?", "where is [ORDER]?"),
             ("my order number is 1003456", "my order number is [ORDER]"),
             ("mi pedido 77812 no llega", "mi pedido [ORDER] no llega"),
-            ("ship to 1234 Maple Street, Springfield", "ship to [ADDRESS], Springfield"),
-            ("send it to 55 W Elm Ave Apt 4B now", "send it to [ADDRESS] now"),
-            ("vivo en Calle Mayor 12, Madrid", "vivo en [ADDRESS], Madrid"),
+            (
+                "ship to 1234 Maple Street, Springfield",
+                "ship to [ADDRESS], Springfield",
+            ),
+            (
+                "send it to 55 W Elm Ave Apt 4B now",
+                "send it to [ADDRESS] now",
+            ),
+            (
+                "vivo en Calle Mayor 12, Madrid",
+                "vivo en [ADDRESS], Madrid",
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(redact(input), expected, "input: {input}");

@@ -9,25 +9,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::vocab::{
-    AutomationAction, ClarifyingQuestion, DowngradeTier, Intent, Language, RiskFlag, Team,
-    Tier, VerifierReason,
+    AutomationAction, ClarifyingQuestion, DowngradeTier, Intent, Language, RiskFlag, Team, Tier,
+    VerifierReason,
 };
 
 /// The `mw_decision_v1` JSON Schema text, as shipped in `schemas/`.
 pub const DECISION_SCHEMA_JSON: &str = include_str!("../../../schemas/mw_decision_v1.json");
 /// The `mw_tier2_verifier_v1` JSON Schema text, as shipped in `schemas/`.
-pub const VERIFIER_SCHEMA_JSON: &str =
-    include_str!("../../../schemas/mw_tier2_verifier_v1.json");
+pub const VERIFIER_SCHEMA_JSON: &str = include_str!("../../../schemas/mw_tier2_verifier_v1.json");
 
 /// Why a model output was rejected. Messages never quote the offending value, so
 /// they are safe to log and audit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
     /// The text is not JSON.
-    #[error("model output is not valid JSON ({0}); the output is discarded and the event is routed to a human")]
+    #[error(
+        "model output is not valid JSON ({0}); the output is discarded and the event is routed to a human"
+    )]
     InvalidJson(String),
     /// The JSON does not match the schema.
-    #[error("model output violates {schema} at '{path}': {message}; the output is discarded and the event is routed to a human")]
+    #[error(
+        "model output violates {schema} at '{path}': {message}; the output is discarded and the event is routed to a human"
+    )]
     Violation {
         /// Schema title.
         schema: &'static str,
@@ -152,7 +155,9 @@ fn check<T: serde::de::DeserializeOwned>(
     title: &'static str,
     value: &Value,
 ) -> Result<T, SchemaError> {
-    let validator = validator.as_ref().ok_or(SchemaError::SchemaUnavailable(title))?;
+    let validator = validator
+        .as_ref()
+        .ok_or(SchemaError::SchemaUnavailable(title))?;
     if let Some(error) = validator.iter_errors(value).next() {
         return Err(SchemaError::Violation {
             schema: title,
@@ -259,15 +264,22 @@ mod tests {
         assert!(validate_decision(&bad_intent).is_err());
 
         let mut too_many = valid_decision();
-        too_many["risk"]["flags"] =
-            json!(["LEGAL_THREAT", "FRAUD_SUSPECTED", "CHARGEBACK_DISPUTE", "OTHER_HIGH_RISK"]);
+        too_many["risk"]["flags"] = json!([
+            "LEGAL_THREAT",
+            "FRAUD_SUSPECTED",
+            "CHARGEBACK_DISPUTE",
+            "OTHER_HIGH_RISK"
+        ]);
         assert!(validate_decision(&too_many).is_err());
 
         let mut version = valid_decision();
         version["schema_version"] = json!("mw_decision_v2");
         assert!(validate_decision(&version).is_err());
 
-        assert!(matches!(parse_decision("{not json"), Err(SchemaError::InvalidJson(_))));
+        assert!(matches!(
+            parse_decision("{not json"),
+            Err(SchemaError::InvalidJson(_))
+        ));
     }
 
     #[test]

@@ -9,8 +9,20 @@ use strum::{Display, EnumIter, EnumString, IntoStaticStr};
 
 /// The 25 customer intents of the taxonomy.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-    Display, EnumString, EnumIter, IntoStaticStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    IntoStaticStr,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -75,12 +87,20 @@ impl Intent {
     pub fn default_team(self) -> Team {
         use Intent::*;
         match self {
-            OrderStatusTracking | ShippingDelayNotShipped | CancelOrder
-            | AddressChangeOrderEdit | CancelSubscription | BillingIssue | UnknownOther => {
-                Team::EmailSupport
-            }
-            DeliveredNotReceived | MissingItemsInShipment | WrongItemReceived | DamagedItem
-            | ReturnRequest | ExchangeRequest | RefundRequest => Team::ReturnsAdmin,
+            OrderStatusTracking
+            | ShippingDelayNotShipped
+            | CancelOrder
+            | AddressChangeOrderEdit
+            | CancelSubscription
+            | BillingIssue
+            | UnknownOther => Team::EmailSupport,
+            DeliveredNotReceived
+            | MissingItemsInShipment
+            | WrongItemReceived
+            | DamagedItem
+            | ReturnRequest
+            | ExchangeRequest
+            | RefundRequest => Team::ReturnsAdmin,
             PromoDiscountIssue | PrePurchaseQuestion => Team::Sales,
             InfluencerMarketingInquiry | SocialMediaSupportRequest => Team::SocialMedia,
             TechnicalSupport => Team::TechnicalSupport,
@@ -96,11 +116,11 @@ impl Intent {
         use Intent::*;
         match self {
             OrderStatusTracking | ShippingDelayNotShipped => MaxTier::Tier2,
-            PhoneSupportRequest | TiktokSupportRequest | SocialMediaSupportRequest
+            PhoneSupportRequest
+            | TiktokSupportRequest
+            | SocialMediaSupportRequest
             | UnknownOther => MaxTier::RouteOnly,
-            ChargebackDispute | LegalThreat | HarassmentThreats | FraudSuspected => {
-                MaxTier::Tier0
-            }
+            ChargebackDispute | LegalThreat | HarassmentThreats | FraudSuspected => MaxTier::Tier0,
             _ => MaxTier::Tier1,
         }
     }
@@ -121,7 +141,9 @@ impl Intent {
             DeliveredNotReceived | MissingItemsInShipment | WrongItemReceived | DamagedItem => 2,
             ReturnRequest | RefundRequest | ExchangeRequest => 3,
             OrderStatusTracking | ShippingDelayNotShipped => 4,
-            TechnicalSupport | PhoneSupportRequest | TiktokSupportRequest
+            TechnicalSupport
+            | PhoneSupportRequest
+            | TiktokSupportRequest
             | SocialMediaSupportRequest => 5,
             PromoDiscountIssue | PrePurchaseQuestion | InfluencerMarketingInquiry => 6,
             UnknownOther => 7,
@@ -130,15 +152,30 @@ impl Intent {
 
     /// Whether this intent is one of the two order-status intents eligible for Tier 2.
     pub fn is_order_status(self) -> bool {
-        matches!(self, Intent::OrderStatusTracking | Intent::ShippingDelayNotShipped)
+        matches!(
+            self,
+            Intent::OrderStatusTracking | Intent::ShippingDelayNotShipped
+        )
     }
 }
 
 /// The 11 support teams of the taxonomy. Tenant team names are configuration; these
 /// are the canonical names.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-    Display, EnumString, EnumIter, IntoStaticStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    IntoStaticStr,
 )]
 #[allow(missing_docs, reason = "the variant names are the documentation")]
 pub enum Team {
@@ -201,8 +238,18 @@ pub fn slugify(name: &str) -> String {
 
 /// Automation tier as the classifier states it in `mw_decision_v1`.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Display, EnumString,
-    EnumIter, IntoStaticStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    IntoStaticStr,
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
@@ -227,8 +274,18 @@ pub enum Tier {
 
 /// The automation action a classifier advises.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Display, EnumString,
-    EnumIter, IntoStaticStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    IntoStaticStr,
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
@@ -243,8 +300,21 @@ pub enum AutomationAction {
 
 /// The channel a conversation arrived on.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-    Display, EnumString, EnumIter, IntoStaticStr, Default,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    IntoStaticStr,
+    Default,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -276,9 +346,7 @@ impl Channel {
         match value.trim().to_ascii_lowercase().as_str() {
             "email" | "mail" => Some(Channel::Email),
             "chat" | "livechat" | "live_chat" | "widget" => Some(Channel::Livechat),
-            "messenger" | "facebook" | "instagram" | "whatsapp" | "social" => {
-                Some(Channel::Social)
-            }
+            "messenger" | "facebook" | "instagram" | "whatsapp" | "social" => Some(Channel::Social),
             "tiktok" => Some(Channel::Tiktok),
             "aircall" | "phone" | "voice" | "call" => Some(Channel::Phone),
             "sms" | "text" => Some(Channel::Sms),
@@ -289,8 +357,19 @@ impl Channel {
 
 /// Message language.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Display, EnumString,
-    EnumIter, IntoStaticStr, Default,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    IntoStaticStr,
+    Default,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -321,8 +400,20 @@ impl Language {
 
 /// High-risk flags a classifier may raise; any flag forces Tier 0.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-    Display, EnumString, EnumIter, IntoStaticStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    IntoStaticStr,
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
@@ -350,8 +441,18 @@ impl RiskFlag {
 
 /// Questions the classifier suggests asking the customer.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Display, EnumString,
-    EnumIter, IntoStaticStr,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    IntoStaticStr,
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
@@ -367,7 +468,16 @@ pub enum ClarifyingQuestion {
 
 /// What the Tier 2 verifier says to do instead when it denies.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Display, EnumString,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
     IntoStaticStr,
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -387,7 +497,16 @@ pub enum DowngradeTier {
 
 /// The verifier's reason code.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Display, EnumString,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
     IntoStaticStr,
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -435,7 +554,10 @@ mod tests {
 
     #[test]
     fn team_slugs() {
-        assert_eq!(Team::ChargebacksDisputes.slug(), "chargebacks-disputes-team");
+        assert_eq!(
+            Team::ChargebacksDisputes.slug(),
+            "chargebacks-disputes-team"
+        );
         assert_eq!(Team::ReturnsAdmin.slug(), "returns-admin");
         assert_eq!(Team::TikTokSupport.slug(), "tiktok-support");
     }
@@ -444,7 +566,10 @@ mod tests {
     fn the_taxonomy_table() {
         assert_eq!(Intent::DamagedItem.default_team(), Team::ReturnsAdmin);
         assert_eq!(Intent::DamagedItem.max_tier(), MaxTier::Tier1);
-        assert_eq!(Intent::ChargebackDispute.default_team(), Team::ChargebacksDisputes);
+        assert_eq!(
+            Intent::ChargebackDispute.default_team(),
+            Team::ChargebacksDisputes
+        );
         assert_eq!(Intent::FraudSuspected.default_team(), Team::Leadership);
         assert_eq!(Intent::PhoneSupportRequest.max_tier(), MaxTier::RouteOnly);
         assert_eq!(Intent::OrderStatusTracking.max_tier(), MaxTier::Tier2);

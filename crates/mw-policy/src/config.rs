@@ -66,7 +66,11 @@ pub struct ReplyLimits {
 
 impl Default for ReplyLimits {
     fn default() -> Self {
-        ReplyLimits { per_conversation_10m: 1, per_conversation_24h: 3, per_customer_24h: 5 }
+        ReplyLimits {
+            per_conversation_10m: 1,
+            per_conversation_24h: 3,
+            per_customer_24h: 5,
+        }
     }
 }
 
@@ -128,8 +132,12 @@ impl PolicyConfig {
     pub fn tier1_threshold(&self, intent: Intent) -> f64 {
         use Intent::*;
         match intent {
-            ReturnRequest | RefundRequest | ExchangeRequest | CancelOrder
-            | AddressChangeOrderEdit | CancelSubscription => self.thresholds.tier1_sensitive,
+            ReturnRequest
+            | RefundRequest
+            | ExchangeRequest
+            | CancelOrder
+            | AddressChangeOrderEdit
+            | CancelSubscription => self.thresholds.tier1_sensitive,
             TechnicalSupport => self.thresholds.tier1_technical,
             _ => self.thresholds.tier1,
         }

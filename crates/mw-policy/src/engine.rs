@@ -4,16 +4,16 @@
 
 use chrono::Duration;
 use mw_core::{
-    AppliedTier, AutomationAction, Gate, Intent, Language, Marker, MaxTier, ModelDecision,
-    Policy, PolicyInput, Reason, ReplyPlan, Team, TemplateInfo, Tier, Verdict, VerifierRequest,
+    AppliedTier, AutomationAction, Gate, Intent, Language, Marker, MaxTier, ModelDecision, Policy,
+    PolicyInput, Reason, ReplyPlan, Team, TemplateInfo, Tier, Verdict, VerifierRequest,
     VerifierState,
 };
-use mw_core::{redact, DowngradeTier, Eta};
+use mw_core::{DowngradeTier, Eta, redact};
 
+use crate::PolicyError;
 use crate::config::PolicyConfig;
 use crate::prescreen::Prescreen;
 use crate::text::word_count;
-use crate::PolicyError;
 
 /// The authoritative tier policy (implements [`Policy`]).
 #[derive(Debug, Clone)]
@@ -26,7 +26,11 @@ pub struct TierPolicy {
 enum Candidate {
     Route,
     Escalate,
-    Reply { tier: AppliedTier, template_id: String, automation_confidence: Option<f64> },
+    Reply {
+        tier: AppliedTier,
+        template_id: String,
+        automation_confidence: Option<f64>,
+    },
 }
 
 const ETA_TEMPLATE: &str = "t_order_eta_no_tracking_verified";
@@ -39,7 +43,10 @@ impl TierPolicy {
 
     /// The SPEC defaults and the shipped pre-screen.
     pub fn with_defaults() -> Result<TierPolicy, PolicyError> {
-        Ok(TierPolicy::new(PolicyConfig::default(), Prescreen::embedded()?))
+        Ok(TierPolicy::new(
+            PolicyConfig::default(),
+            Prescreen::embedded()?,
+        ))
     }
 
     /// The configuration.
@@ -61,15 +68,29 @@ impl TierPolicy {
             "team_fallback",
             format!("'{team}' is not configured for this tenant; routed to Email Support Team"),
         ));
-        let fallback = self.config.tenant_team(Team::EmailSupport).unwrap_or(Team::EmailSupport.as_str());
+        let fallback = self
+            .config
+            .tenant_team(Team::EmailSupport)
+            .unwrap_or(Team::EmailSupport.as_str());
         (fallback.to_owned(), true)
     }
 
     /// Gate D: may this template be sent here, now?
-    fn usable<'c>(&self, input: &PolicyInput<'c>, id: &str, tier: u8) -> Result<&'c TemplateInfo, String> {
-        let info = input.catalog.template(id).ok_or_else(|| format!("'{id}' is not in the catalog"))?;
+    fn usable<'c>(
+        &self,
+        input: &PolicyInput<'c>,
+        id: &str,
+        tier: u8,
+    ) -> Result<&'c TemplateInfo, String> {
+        let info = input
+            .catalog
+            .template(id)
+            .ok_or_else(|| format!("'{id}' is not in the catalog"))?;
         if info.tier != tier {
-            return Err(format!("'{id}' is a Tier {} template, Tier {tier} expected", info.tier));
+            return Err(format!(
+                "'{id}' is a Tier {} template, Tier {tier} expected",
+                info.tier
+            ));
         }
         if !info.enabled {
             return Err(format!("'{id}' is disabled in the catalog"));
@@ -77,7 +98,10 @@ impl TierPolicy {
         if !input.flags.is_some_and(|flags| flags.template_enabled(id)) {
             return Err(format!("'{id}' is disabled by a runtime flag"));
         }
-        if !input.channel.is_some_and(|channel| info.channels.contains(&channel)) {
+        if !input
+            .channel
+            .is_some_and(|channel| info.channels.contains(&channel))
+        {
             return Err(format!("'{id}' is not allowed on this channel"));
         }
         if let Some(missing) = info.required.iter().find(|name| {
@@ -87,14 +111,26 @@ impl TierPolicy {
                 _ => true,
             })
         }) {
-            return Err(format!("'{id}' needs variable '{missing}', which is not available"));
+            return Err(format!(
+                "'{id}' needs variable '{missing}', which is not available"
+            ));
         }
         Ok(info)
     }
 
-    fn tier1(&self, input: &PolicyInput<'_>, intent: Intent, confidence: f64, reasons: &mut Vec<Reason>) -> Candidate {
+    fn tier1(
+        &self,
+        input: &PolicyInput<'_>,
+        intent: Intent,
+        confidence: f64,
+        reasons: &mut Vec<Reason>,
+    ) -> Candidate {
         let Some(template) = self.config.tier1_templates.get(&intent) else {
-            reasons.push(Reason::new(Gate::Tier1, "no_tier1_template", format!("no Tier 1 template is configured for {intent}")));
+            reasons.push(Reason::new(
+                Gate::Tier1,
+                "no_tier1_template",
+                format!("no Tier 1 template is configured for {intent}"),
+            ));
             return Candidate::Route;
         };
         let threshold = self.config.tier1_threshold(intent);
@@ -108,8 +144,16 @@ impl TierPolicy {
         }
         match self.usable(input, template, 1) {
             Ok(_) => {
-                reasons.push(Reason::new(Gate::Tier1, "tier1_template", format!("{template} for {intent}")));
-                Candidate::Reply { tier: AppliedTier::Tier1, template_id: template.clone(), automation_confidence: Some(confidence) }
+                reasons.push(Reason::new(
+                    Gate::Tier1,
+                    "tier1_template",
+                    format!("{template} for {intent}"),
+                ));
+                Candidate::Reply {
+                    tier: AppliedTier::Tier1,
+                    template_id: template.clone(),
+                    automation_confidence: Some(confidence),
+                }
             }
             Err(why) => {
                 reasons.push(Reason::new(Gate::Template, "template_unusable", why));
@@ -133,11 +177,19 @@ impl TierPolicy {
             self.tier1(input, intent, confidence, reasons)
         };
         if confidence < t.tier2 {
-            return fallback("tier2_low_confidence", format!("confidence {confidence:.2} < {:.2}", t.tier2), reasons);
+            return fallback(
+                "tier2_low_confidence",
+                format!("confidence {confidence:.2} < {:.2}", t.tier2),
+                reasons,
+            );
         }
         if input.order.lookup_failed {
             markers.push(Marker::OrderLookupFailed);
-            return fallback("order_lookup_failed", "the linked order could not be read".into(), reasons);
+            return fallback(
+                "order_lookup_failed",
+                "the linked order could not be read".into(),
+                reasons,
+            );
         }
         if !input.order.deterministic_match {
             return fallback(
@@ -147,27 +199,47 @@ impl TierPolicy {
             );
         }
         if input.order.cancelled {
-            reasons.push(Reason::new(Gate::Tier2, "order_cancelled", "the order is cancelled or refunded; a human answers"));
+            reasons.push(Reason::new(
+                Gate::Tier2,
+                "order_cancelled",
+                "the order is cancelled or refunded; a human answers",
+            ));
             return Candidate::Route;
         }
         let template = if input.order.has_tracking {
-            if intent == Intent::ShippingDelayNotShipped { "t_shipping_delay_verified" } else { "t_order_status_verified" }
+            if intent == Intent::ShippingDelayNotShipped {
+                "t_shipping_delay_verified"
+            } else {
+                "t_order_status_verified"
+            }
         } else {
             match input.order.eta {
                 Eta::Remaining { .. } => ETA_TEMPLATE,
                 Eta::Elapsed { .. } => {
-                    reasons.push(Reason::new(Gate::Tier2, "eta_elapsed", "no tracking and the delivery promise has passed; a human answers"));
+                    reasons.push(Reason::new(
+                        Gate::Tier2,
+                        "eta_elapsed",
+                        "no tracking and the delivery promise has passed; a human answers",
+                    ));
                     return Candidate::Route;
                 }
                 Eta::Unknown => {
-                    reasons.push(Reason::new(Gate::Tier2, "eta_unknown", "no tracking and no order date or known shipping method"));
+                    reasons.push(Reason::new(
+                        Gate::Tier2,
+                        "eta_unknown",
+                        "no tracking and no order date or known shipping method",
+                    ));
                     return Candidate::Route;
                 }
             }
         };
         if let Err(why) = self.usable(input, template, 2) {
             reasons.push(Reason::new(Gate::Template, "template_unusable", why));
-            return fallback("tier2_downgraded", "the Tier 2 template cannot be used; trying Tier 1".into(), reasons);
+            return fallback(
+                "tier2_downgraded",
+                "the Tier 2 template cannot be used; trying Tier 1".into(),
+                reasons,
+            );
         }
         match input.verifier {
             VerifierState::NotRun => {
@@ -176,10 +248,16 @@ impl TierPolicy {
                     proposed_intent: intent,
                     redacted_message: redact(input.text),
                 });
-                fallback("verifier_pending", "Tier 2 needs the verifier; until it answers, Tier 1 applies".into(), reasons)
+                fallback(
+                    "verifier_pending",
+                    "Tier 2 needs the verifier; until it answers, Tier 1 applies".into(),
+                    reasons,
+                )
             }
             VerifierState::Failed(why) => fallback("verifier_failed", why.clone(), reasons),
-            VerifierState::Answered(answer) if answer.allow_tier2 && answer.confidence >= t.verifier => {
+            VerifierState::Answered(answer)
+                if answer.allow_tier2 && answer.confidence >= t.verifier =>
+            {
                 reasons.push(Reason::new(
                     Gate::Verifier,
                     "verifier_allowed",
@@ -195,11 +273,18 @@ impl TierPolicy {
             VerifierState::Answered(answer) => {
                 let detail = format!(
                     "{} (allow={}, confidence {:.2}, downgrade {})",
-                    answer.reason_code, answer.allow_tier2, answer.confidence, answer.downgrade_to_tier
+                    answer.reason_code,
+                    answer.allow_tier2,
+                    answer.confidence,
+                    answer.downgrade_to_tier
                 );
                 match answer.downgrade_to_tier {
                     DowngradeTier::RouteOnly => {
-                        reasons.push(Reason::new(Gate::Verifier, "verifier_denied_route_only", detail));
+                        reasons.push(Reason::new(
+                            Gate::Verifier,
+                            "verifier_denied_route_only",
+                            detail,
+                        ));
                         Candidate::Route
                     }
                     DowngradeTier::Tier0Escalation => {
@@ -215,17 +300,26 @@ impl TierPolicy {
     fn rate_limited(&self, input: &PolicyInput<'_>) -> Option<String> {
         let limits = &self.config.reply_limits;
         let within = |times: &[chrono::DateTime<chrono::Utc>], window: Duration| {
-            times.iter().filter(|at| **at <= input.now && input.now - **at < window).count()
+            times
+                .iter()
+                .filter(|at| **at <= input.now && input.now - **at < window)
+                .count()
         };
         let conversation_10m = within(&input.history.conversation, Duration::minutes(10));
         let conversation_24h = within(&input.history.conversation, Duration::hours(24));
         let customer_24h = within(&input.history.customer, Duration::hours(24));
         if conversation_10m >= limits.per_conversation_10m {
-            Some(format!("{conversation_10m} automated repl(ies) on this conversation in 10 min"))
+            Some(format!(
+                "{conversation_10m} automated repl(ies) on this conversation in 10 min"
+            ))
         } else if conversation_24h >= limits.per_conversation_24h {
-            Some(format!("{conversation_24h} automated replies on this conversation in 24 h"))
+            Some(format!(
+                "{conversation_24h} automated replies on this conversation in 24 h"
+            ))
         } else if customer_24h >= limits.per_customer_24h {
-            Some(format!("{customer_24h} automated replies to this customer in 24 h"))
+            Some(format!(
+                "{customer_24h} automated replies to this customer in 24 h"
+            ))
         } else {
             None
         }
@@ -240,15 +334,27 @@ impl TierPolicy {
         mut reasons: Vec<Reason>,
         mut markers: Vec<Marker>,
     ) -> Verdict {
-        let team = if intent.is_tier0() { intent.default_team() } else { Team::Leadership };
+        let team = if intent.is_tier0() {
+            intent.default_team()
+        } else {
+            Team::Leadership
+        };
         markers.push(Marker::Tier0Override);
-        reasons.push(Reason::new(Gate::Tier0, "tier0_route_only", format!("escalated to {team}; never automated")));
+        reasons.push(Reason::new(
+            Gate::Tier0,
+            "tier0_route_only",
+            format!("escalated to {team}; never automated"),
+        ));
         let (team_name, team_fallback) = self.team_name(team, &mut reasons);
         Verdict {
             tier: AppliedTier::Tier0,
             language,
             primary_intent: intent,
-            secondary_intents: secondary.into_iter().filter(|other| *other != intent).take(2).collect(),
+            secondary_intents: secondary
+                .into_iter()
+                .filter(|other| *other != intent)
+                .take(2)
+                .collect(),
             team,
             assignee_id: self.config.assignees.get(&team).cloned(),
             team_name,
@@ -281,11 +387,22 @@ impl Policy for TierPolicy {
 
         // Kill switch: recorded first, enforced before anything is sent.
         let blocked = match input.flags {
-            None => Some(("flags_unreadable", "runtime flags could not be read; behaving as safe mode")),
-            Some(flags) if flags.safe_mode => Some(("safe_mode", "safe mode is on: route-only for everything")),
-            Some(flags) if !flags.automation_enabled => Some(("automation_disabled", "automation is disabled: no customer message")),
+            None => Some((
+                "flags_unreadable",
+                "runtime flags could not be read; behaving as safe mode",
+            )),
+            Some(flags) if flags.safe_mode => {
+                Some(("safe_mode", "safe mode is on: route-only for everything"))
+            }
+            Some(flags) if !flags.automation_enabled => Some((
+                "automation_disabled",
+                "automation is disabled: no customer message",
+            )),
             Some(flags) => match input.channel {
-                None => Some(("channel_unknown", "the channel is unknown: no customer message")),
+                None => Some((
+                    "channel_unknown",
+                    "the channel is unknown: no customer message",
+                )),
                 Some(channel) if !flags.channel_enabled(channel) => {
                     Some(("channel_disabled", "automation is disabled on this channel"))
                 }
@@ -304,7 +421,9 @@ impl Policy for TierPolicy {
                 None
             }
         };
-        let language = model.map_or(Language::Unknown, |m| m.language).reply_language();
+        let language = model
+            .map_or(Language::Unknown, |m| m.language)
+            .reply_language();
         let intents = model.map(intents_of).unwrap_or_default();
 
         // Gate A — Tier 0.
@@ -312,10 +431,18 @@ impl Policy for TierPolicy {
         let flags = model.map(|m| m.risk.flags.clone()).unwrap_or_default();
         let model_tier0 = intents.iter().copied().find(|intent| intent.is_tier0());
         if let Some(hit) = prescreen {
-            reasons.push(Reason::new(Gate::Tier0, "prescreen_match", format!("keyword category {}", hit.intent)));
+            reasons.push(Reason::new(
+                Gate::Tier0,
+                "prescreen_match",
+                format!("keyword category {}", hit.intent),
+            ));
         }
         if let Some(intent) = model_tier0 {
-            reasons.push(Reason::new(Gate::Tier0, "model_tier0_intent", intent.as_str()));
+            reasons.push(Reason::new(
+                Gate::Tier0,
+                "model_tier0_intent",
+                intent.as_str(),
+            ));
         }
         if !flags.is_empty() {
             let names: Vec<&str> = flags.iter().map(|flag| flag.into()).collect();
@@ -327,7 +454,11 @@ impl Policy for TierPolicy {
                 .or(flags.iter().find_map(|flag| flag.intent()))
                 .or(intents.first().copied())
                 .unwrap_or(Intent::UnknownOther);
-            let confidence = if prescreen.is_some() { 1.0 } else { model.map_or(1.0, |m| m.routing.confidence) };
+            let confidence = if prescreen.is_some() {
+                1.0
+            } else {
+                model.map_or(1.0, |m| m.routing.confidence)
+            };
             return self.tier0_verdict(intent, intents, language, confidence, reasons, markers);
         }
 
@@ -353,12 +484,21 @@ impl Policy for TierPolicy {
         };
 
         // Multi-intent priority.
-        let routed = intents.iter().copied().min_by_key(|intent| intent.priority()).unwrap_or(model.primary_intent);
+        let routed = intents
+            .iter()
+            .copied()
+            .min_by_key(|intent| intent.priority())
+            .unwrap_or(model.primary_intent);
         if routed != model.primary_intent {
             reasons.push(Reason::new(
                 Gate::Priority,
                 "multi_intent_priority",
-                format!("{routed} (P{}) outranks {} (P{})", routed.priority(), model.primary_intent, model.primary_intent.priority()),
+                format!(
+                    "{routed} (P{}) outranks {} (P{})",
+                    routed.priority(),
+                    model.primary_intent,
+                    model.primary_intent.priority()
+                ),
             ));
         }
 
@@ -371,19 +511,39 @@ impl Policy for TierPolicy {
             reasons.push(Reason::new(Gate::Confidence, code, detail));
         };
         if scores.len() >= 2 && scores[0] - scores[1] < t.margin {
-            penalise("low_margin", format!("top-two margin {:.2} < {:.2}", scores[0] - scores[1], t.margin), &mut reasons);
+            penalise(
+                "low_margin",
+                format!(
+                    "top-two margin {:.2} < {:.2}",
+                    scores[0] - scores[1],
+                    t.margin
+                ),
+                &mut reasons,
+            );
         }
         let words = word_count(input.text);
         if words < t.min_words {
-            penalise("short_message", format!("{words} word(s) < {}", t.min_words), &mut reasons);
+            penalise(
+                "short_message",
+                format!("{words} word(s) < {}", t.min_words),
+                &mut reasons,
+            );
         }
         let multi = if scores.is_empty() {
             !model.secondary_intents.is_empty()
         } else {
-            scores.iter().filter(|score| **score > t.multi_intent).count() >= 2
+            scores
+                .iter()
+                .filter(|score| **score > t.multi_intent)
+                .count()
+                >= 2
         };
         if multi {
-            penalise("multi_intent", "two or more intents are likely".into(), &mut reasons);
+            penalise(
+                "multi_intent",
+                "two or more intents are likely".into(),
+                &mut reasons,
+            );
         }
         let confidence = confidence.clamp(0.0, 1.0);
 
@@ -391,39 +551,81 @@ impl Policy for TierPolicy {
             routed.default_team()
         } else if confidence >= t.uncertain {
             markers.push(Marker::Uncertain);
-            reasons.push(Reason::new(Gate::Confidence, "uncertain", format!("confidence {confidence:.2} in [{:.2}, {:.2})", t.uncertain, t.route)));
+            reasons.push(Reason::new(
+                Gate::Confidence,
+                "uncertain",
+                format!(
+                    "confidence {confidence:.2} in [{:.2}, {:.2})",
+                    t.uncertain, t.route
+                ),
+            ));
             Team::EmailSupport
         } else {
             markers.push(Marker::NeedsManualTriage);
-            reasons.push(Reason::new(Gate::Confidence, "manual_triage", format!("confidence {confidence:.2} < {:.2}", t.uncertain)));
+            reasons.push(Reason::new(
+                Gate::Confidence,
+                "manual_triage",
+                format!("confidence {confidence:.2} < {:.2}", t.uncertain),
+            ));
             Team::EmailSupport
         };
         let (team_name, team_fallback) = self.team_name(team, &mut reasons);
-        let routed_team = if team_fallback { Team::EmailSupport } else { team };
+        let routed_team = if team_fallback {
+            Team::EmailSupport
+        } else {
+            team
+        };
 
         // Automation.
         let mut verifier_request = None;
         let candidate = if model.routing.needs_manual_triage {
             markers.push(Marker::NeedsManualTriage);
-            reasons.push(Reason::new(Gate::Model, "model_needs_manual_triage", "the classifier asked for manual triage"));
+            reasons.push(Reason::new(
+                Gate::Model,
+                "model_needs_manual_triage",
+                "the classifier asked for manual triage",
+            ));
             Candidate::Route
         } else if model.risk.force_human {
-            reasons.push(Reason::new(Gate::Model, "force_human", "the classifier asked for a human"));
+            reasons.push(Reason::new(
+                Gate::Model,
+                "force_human",
+                "the classifier asked for a human",
+            ));
             Candidate::Route
         } else if model.automation.tier == Tier::Tier3AutoAction {
-            reasons.push(Reason::new(Gate::Tier3, "tier3_disabled", "Tier 3 automatic actions are disabled; route-only"));
+            reasons.push(Reason::new(
+                Gate::Tier3,
+                "tier3_disabled",
+                "Tier 3 automatic actions are disabled; route-only",
+            ));
             Candidate::Route
         } else if model.automation.action == AutomationAction::RouteOnly {
-            reasons.push(Reason::new(Gate::Model, "model_advised_route_only", "the classifier advised route-only"));
+            reasons.push(Reason::new(
+                Gate::Model,
+                "model_advised_route_only",
+                "the classifier advised route-only",
+            ));
             Candidate::Route
         } else if confidence < t.route {
             Candidate::Route
         } else {
             match routed.max_tier() {
-                MaxTier::Tier2 => self.tier2(input, routed, confidence, &mut reasons, &mut markers, &mut verifier_request),
+                MaxTier::Tier2 => self.tier2(
+                    input,
+                    routed,
+                    confidence,
+                    &mut reasons,
+                    &mut markers,
+                    &mut verifier_request,
+                ),
                 MaxTier::Tier1 => self.tier1(input, routed, confidence, &mut reasons),
                 MaxTier::RouteOnly | MaxTier::Tier0 => {
-                    reasons.push(Reason::new(Gate::Tier1, "intent_route_only", format!("{routed} is never automated")));
+                    reasons.push(Reason::new(
+                        Gate::Tier1,
+                        "intent_route_only",
+                        format!("{routed} is never automated"),
+                    ));
                     Candidate::Route
                 }
             }
@@ -433,7 +635,12 @@ impl Policy for TierPolicy {
             tier: AppliedTier::RouteOnly,
             language,
             primary_intent: routed,
-            secondary_intents: intents.iter().copied().filter(|intent| *intent != routed).take(2).collect(),
+            secondary_intents: intents
+                .iter()
+                .copied()
+                .filter(|intent| *intent != routed)
+                .take(2)
+                .collect(),
             team,
             assignee_id: self.config.assignees.get(&routed_team).cloned(),
             team_name,
@@ -448,25 +655,57 @@ impl Policy for TierPolicy {
         match candidate {
             Candidate::Route => {}
             Candidate::Escalate => {
-                let Verdict { reasons, markers, secondary_intents, .. } = verdict;
-                return self.tier0_verdict(routed, secondary_intents, language, confidence, reasons, markers);
+                let Verdict {
+                    reasons,
+                    markers,
+                    secondary_intents,
+                    ..
+                } = verdict;
+                return self.tier0_verdict(
+                    routed,
+                    secondary_intents,
+                    language,
+                    confidence,
+                    reasons,
+                    markers,
+                );
             }
-            Candidate::Reply { tier, template_id, automation_confidence } => {
+            Candidate::Reply {
+                tier,
+                template_id,
+                automation_confidence,
+            } => {
                 if let Some(why) = self.rate_limited(input) {
                     verdict.markers.push(Marker::AutoRateLimited);
-                    verdict.reasons.push(Reason::new(Gate::ReplyLimit, "reply_limit", why));
+                    verdict
+                        .reasons
+                        .push(Reason::new(Gate::ReplyLimit, "reply_limit", why));
                 } else if blocked.is_some() {
-                    verdict.reasons.push(Reason::new(Gate::KillSwitch, "reply_suppressed", "the kill switch allows no customer message"));
+                    verdict.reasons.push(Reason::new(
+                        Gate::KillSwitch,
+                        "reply_suppressed",
+                        "the kill switch allows no customer message",
+                    ));
                 } else {
                     let auto_close = tier == AppliedTier::Tier2
                         && self.config.auto_close_templates.contains(&template_id)
-                        && input.catalog.template(&template_id).is_some_and(|info| info.auto_close_allowed);
+                        && input
+                            .catalog
+                            .template(&template_id)
+                            .is_some_and(|info| info.auto_close_allowed);
                     if auto_close {
-                        verdict.reasons.push(Reason::new(Gate::AutoClose, "auto_close_whitelisted", template_id.as_str()));
+                        verdict.reasons.push(Reason::new(
+                            Gate::AutoClose,
+                            "auto_close_whitelisted",
+                            template_id.as_str(),
+                        ));
                     }
                     verdict.tier = tier;
                     verdict.automation_confidence = automation_confidence;
-                    verdict.reply = Some(ReplyPlan { template_id, auto_close });
+                    verdict.reply = Some(ReplyPlan {
+                        template_id,
+                        auto_close,
+                    });
                     verdict.verifier_request = verifier_request;
                 }
             }

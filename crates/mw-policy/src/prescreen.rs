@@ -8,8 +8,8 @@ use mw_core::Intent;
 use regex::{Regex, RegexSet};
 use serde::Deserialize;
 
-use crate::text::normalize;
 use crate::PolicyError;
+use crate::text::normalize;
 
 const EMBEDDED: &str = include_str!("../rules/tier0.yaml");
 
@@ -62,25 +62,38 @@ impl Prescreen {
                 .parse()
                 .ok()
                 .filter(|intent: &Intent| intent.is_tier0())
-                .ok_or_else(|| PolicyError::Rules(format!("tier0 category '{name}' is not a Tier 0 intent")))?;
+                .ok_or_else(|| {
+                    PolicyError::Rules(format!("tier0 category '{name}' is not a Tier 0 intent"))
+                })?;
             categories.push((intent, compile_set(&patterns, &name)?));
         }
         let exclusions = file
             .exclusions
             .iter()
             .map(|pattern| {
-                Regex::new(pattern).map_err(|error| PolicyError::Rules(format!("tier0 exclusion: {error}")))
+                Regex::new(pattern)
+                    .map_err(|error| PolicyError::Rules(format!("tier0 exclusion: {error}")))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Prescreen { categories, exclusions })
+        Ok(Prescreen {
+            categories,
+            exclusions,
+        })
     }
 
     /// Adds operator patterns to a category (they can only widen the net).
-    pub fn with_extra(mut self, intent: Intent, patterns: &[String]) -> Result<Prescreen, PolicyError> {
+    pub fn with_extra(
+        mut self,
+        intent: Intent,
+        patterns: &[String],
+    ) -> Result<Prescreen, PolicyError> {
         if !intent.is_tier0() {
-            return Err(PolicyError::Rules(format!("{intent} is not a Tier 0 intent")));
+            return Err(PolicyError::Rules(format!(
+                "{intent} is not a Tier 0 intent"
+            )));
         }
-        self.categories.push((intent, compile_set(patterns, intent.as_str())?));
+        self.categories
+            .push((intent, compile_set(patterns, intent.as_str())?));
         Ok(self)
     }
 
@@ -108,23 +121,41 @@ mod tests {
     use super::*;
 
     fn hit(text: &str) -> Option<Intent> {
-        Prescreen::embedded().unwrap().scan(text).map(|hit| hit.intent)
+        Prescreen::embedded()
+            .unwrap()
+            .scan(text)
+            .map(|hit| hit.intent)
     }
 
     #[test]
     fn catches_each_category_in_both_languages() {
-        assert_eq!(hit("I will file a chargeback with my bank"), Some(Intent::ChargebackDispute));
-        assert_eq!(hit("Voy a hacer un contracargo"), Some(Intent::ChargebackDispute));
+        assert_eq!(
+            hit("I will file a chargeback with my bank"),
+            Some(Intent::ChargebackDispute)
+        );
+        assert_eq!(
+            hit("Voy a hacer un contracargo"),
+            Some(Intent::ChargebackDispute)
+        );
         assert_eq!(hit("my lawyer will contact you"), Some(Intent::LegalThreat));
         assert_eq!(hit("los voy a demandar"), Some(Intent::LegalThreat));
-        assert_eq!(hit("someone used my stolen card on your site"), Some(Intent::FraudSuspected));
+        assert_eq!(
+            hit("someone used my stolen card on your site"),
+            Some(Intent::FraudSuspected)
+        );
         assert_eq!(hit("esto es un fraude"), Some(Intent::FraudSuspected));
-        assert_eq!(hit("I know where your warehouse is, watch your back"), Some(Intent::HarassmentThreats));
+        assert_eq!(
+            hit("I know where your warehouse is, watch your back"),
+            Some(Intent::HarassmentThreats)
+        );
     }
 
     #[test]
     fn finds_tier0_buried_late_in_long_text() {
-        let text = format!("{} and if this is not fixed I am calling my attorney.", "The order was fine. ".repeat(200));
+        let text = format!(
+            "{} and if this is not fixed I am calling my attorney.",
+            "The order was fine. ".repeat(200)
+        );
         assert_eq!(hit(&text), Some(Intent::LegalThreat));
     }
 

@@ -17,10 +17,10 @@ use mw_core::{
 };
 use regex::{Regex, RegexBuilder, RegexSet};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::text::normalize;
 use crate::PolicyError;
+use crate::text::normalize;
 
 const EMBEDDED: &str = include_str!("../rules/default_rules.yaml");
 const UNKNOWN_CONFIDENCE: f64 = 0.40;
@@ -89,7 +89,11 @@ fn rules_error(what: &str, error: impl std::fmt::Display) -> PolicyError {
 
 /// Confidence of a score.
 pub(crate) fn confidence_of(score: f64) -> f64 {
-    if score <= 0.0 { 0.0 } else { (score / (score + 1.0)).min(0.95) }
+    if score <= 0.0 {
+        0.0
+    } else {
+        (score / (score + 1.0)).min(0.95)
+    }
 }
 
 impl RulesClassifier {
@@ -105,17 +109,21 @@ impl RulesClassifier {
 
     /// Compiles a rules file (see `rules/default_rules.yaml` for the format).
     pub fn from_yaml(text: &str) -> Result<RulesClassifier, PolicyError> {
-        let file: RulesFile = serde_norway::from_str(text).map_err(|e| rules_error("rules file", e))?;
+        let file: RulesFile =
+            serde_norway::from_str(text).map_err(|e| rules_error("rules file", e))?;
         if file.version != 1 {
-            return Err(PolicyError::Rules(format!("rules version {} is not supported; use 1", file.version)));
+            return Err(PolicyError::Rules(format!(
+                "rules version {} is not supported; use 1",
+                file.version
+            )));
         }
         let mut intents = Vec::new();
         let mut sources = Vec::new();
         let mut weights = Vec::new();
         for (name, patterns) in &file.intents {
-            let intent: Intent = name
-                .parse()
-                .map_err(|_| PolicyError::Rules(format!("'{name}' is not one of the 25 intents")))?;
+            let intent: Intent = name.parse().map_err(|_| {
+                PolicyError::Rules(format!("'{name}' is not one of the 25 intents"))
+            })?;
             if intents.contains(&intent) {
                 return Err(PolicyError::Rules(format!("intent '{name}' appears twice")));
             }
@@ -123,7 +131,9 @@ impl RulesClassifier {
             intents.push(intent);
             for pattern in patterns {
                 if !pattern.w.is_finite() {
-                    return Err(PolicyError::Rules(format!("{name}: weight must be a finite number")));
+                    return Err(PolicyError::Rules(format!(
+                        "{name}: weight must be a finite number"
+                    )));
                 }
                 sources.push(pattern.re.clone());
                 weights.push((index, pattern.w));
@@ -155,7 +165,11 @@ impl RulesClassifier {
             .map(normalize)
             .collect();
         let mut joined = lines.join("\n");
-        let cut = self.strip.iter().filter_map(|regex| regex.find(&joined).map(|m| m.start())).min();
+        let cut = self
+            .strip
+            .iter()
+            .filter_map(|regex| regex.find(&joined).map(|m| m.start()))
+            .min();
         if let Some(cut) = cut {
             joined.truncate(cut);
         }
@@ -183,38 +197,72 @@ impl RulesClassifier {
                 scores[*intent] += weight;
             }
         }
-        let mut ranked: Vec<(usize, f64)> =
-            scores.iter().map(|score| score.max(0.0)).enumerate().filter(|(_, s)| *s > 0.0).collect();
+        let mut ranked: Vec<(usize, f64)> = scores
+            .iter()
+            .map(|score| score.max(0.0))
+            .enumerate()
+            .filter(|(_, s)| *s > 0.0)
+            .collect();
         ranked.sort_by(|(ia, sa), (ib, sb)| {
             sb.total_cmp(sa)
-                .then(self.intents[*ia].priority().cmp(&self.intents[*ib].priority()))
+                .then(
+                    self.intents[*ia]
+                        .priority()
+                        .cmp(&self.intents[*ib].priority()),
+                )
                 .then(ia.cmp(ib))
         });
-        let raw_scores: Vec<(Intent, f64)> = ranked.iter().map(|(i, s)| (self.intents[*i], *s)).collect();
+        let raw_scores: Vec<(Intent, f64)> =
+            ranked.iter().map(|(i, s)| (self.intents[*i], *s)).collect();
         let (primary, confidence) = match raw_scores.first() {
             Some((intent, score)) if *score >= self.min_score => (*intent, confidence_of(*score)),
             _ => (Intent::UnknownOther, UNKNOWN_CONFIDENCE),
         };
         let secondary: Vec<Intent> = raw_scores
             .iter()
-            .filter(|(intent, score)| *intent != primary && confidence_of(*score) >= SECONDARY_CONFIDENCE)
+            .filter(|(intent, score)| {
+                *intent != primary && confidence_of(*score) >= SECONDARY_CONFIDENCE
+            })
             .map(|(intent, _)| *intent)
             .take(2)
             .collect();
         let mut scores: Vec<IntentScore> = raw_scores
             .iter()
-            .map(|(intent, score)| IntentScore { intent: *intent, confidence: confidence_of(*score) })
+            .map(|(intent, score)| IntentScore {
+                intent: *intent,
+                confidence: confidence_of(*score),
+            })
             .collect();
         if primary == Intent::UnknownOther && !scores.iter().any(|s| s.intent == primary) {
-            scores.insert(0, IntentScore { intent: primary, confidence });
+            scores.insert(
+                0,
+                IntentScore {
+                    intent: primary,
+                    confidence,
+                },
+            );
         }
         let language = self.language(&prepared);
         let decision = decision_json(primary, &secondary, confidence, language, &prepared);
-        RulesOutcome { decision, scores, raw_scores, primary, secondary, confidence, language }
+        RulesOutcome {
+            decision,
+            scores,
+            raw_scores,
+            primary,
+            secondary,
+            confidence,
+            language,
+        }
     }
 }
 
-fn decision_json(primary: Intent, secondary: &[Intent], confidence: f64, language: Language, prepared: &str) -> Value {
+fn decision_json(
+    primary: Intent,
+    secondary: &[Intent],
+    confidence: f64,
+    language: Language,
+    prepared: &str,
+) -> Value {
     let risk_flag = match primary {
         Intent::ChargebackDispute => Some(RiskFlag::ChargebackDispute),
         Intent::LegalThreat => Some(RiskFlag::LegalThreat),
@@ -232,7 +280,10 @@ fn decision_json(primary: Intent, secondary: &[Intent], confidence: f64, languag
     if primary.is_order_status() && !prepared.contains("[order]") {
         questions.push("ASK_ORDER_NUMBER");
     }
-    if matches!(primary, Intent::DamagedItem | Intent::WrongItemReceived | Intent::MissingItemsInShipment) {
+    if matches!(
+        primary,
+        Intent::DamagedItem | Intent::WrongItemReceived | Intent::MissingItemsInShipment
+    ) {
         questions.push("ASK_PHOTO_OR_VIDEO");
     }
     if primary == Intent::TechnicalSupport {
@@ -268,7 +319,10 @@ fn decision_json(primary: Intent, secondary: &[Intent], confidence: f64, languag
 impl Classifier for RulesClassifier {
     async fn classify(&self, request: &ClassifyRequest) -> Classification {
         let outcome = self.classify_text(&request.redacted_text);
-        Classification { output: ModelOutput::Json(outcome.decision), scores: outcome.scores }
+        Classification {
+            output: ModelOutput::Json(outcome.decision),
+            scores: outcome.scores,
+        }
     }
 }
 
@@ -296,26 +350,39 @@ intents:
     #[test]
     fn scores_strip_and_language() {
         let rules = RulesClassifier::from_yaml(MINI).unwrap();
-        let outcome = rules.classify_text("Hello, where is my order?\n--\nCancel anytime, Shop Inc");
+        let outcome =
+            rules.classify_text("Hello, where is my order?\n--\nCancel anytime, Shop Inc");
         assert_eq!(outcome.primary, Intent::OrderStatusTracking);
-        assert!(outcome.secondary.is_empty(), "signature text must be stripped");
+        assert!(
+            outcome.secondary.is_empty(),
+            "signature text must be stripped"
+        );
         assert_eq!(outcome.language, Language::En);
         assert!((outcome.confidence - 2.0 / 3.0).abs() < 1e-9);
         assert!(mw_core::validate_decision(&outcome.decision).is_ok());
 
-        let quoted = rules.classify_text("where is my order\n> please cancel\nOn Mon, Support <a@b.c> wrote:\ncancel");
+        let quoted = rules.classify_text(
+            "where is my order\n> please cancel\nOn Mon, Support <a@b.c> wrote:\ncancel",
+        );
         assert_eq!(quoted.primary, Intent::OrderStatusTracking);
         assert!(quoted.secondary.is_empty());
 
         let multi = rules.classify_text("where is my order? if it is late, cancel it");
-        assert_eq!(multi.primary, Intent::CancelOrder, "a tie goes to the higher SPEC priority");
+        assert_eq!(
+            multi.primary,
+            Intent::CancelOrder,
+            "a tie goes to the higher SPEC priority"
+        );
         assert_eq!(multi.secondary, vec![Intent::OrderStatusTracking]);
     }
 
     #[test]
     fn negative_weights_and_unknown() {
         let rules = RulesClassifier::from_yaml(MINI).unwrap();
-        assert_eq!(rules.classify_text("no refund needed, thanks").primary, Intent::UnknownOther);
+        assert_eq!(
+            rules.classify_text("no refund needed, thanks").primary,
+            Intent::UnknownOther
+        );
         let unknown = rules.classify_text("hola");
         assert_eq!(unknown.primary, Intent::UnknownOther);
         assert_eq!(unknown.language, Language::Es);
@@ -324,7 +391,8 @@ intents:
 
     #[test]
     fn bad_files_say_what_is_wrong() {
-        let error = RulesClassifier::from_yaml(&MINI.replace("cancel_order", "cancel_everything")).unwrap_err();
+        let error = RulesClassifier::from_yaml(&MINI.replace("cancel_order", "cancel_everything"))
+            .unwrap_err();
         assert!(error.to_string().contains("cancel_everything"));
         assert!(RulesClassifier::from_yaml(&MINI.replace(r"'\bcancel\b'", "'(unclosed'")).is_err());
     }

@@ -40,7 +40,10 @@ mod tests {
 
     #[test]
     fn normalisation() {
-        assert_eq!(normalize("  ¿Dónde está\n\n mi ENVÍO? "), "¿donde esta mi envio?");
+        assert_eq!(
+            normalize("  ¿Dónde está\n\n mi ENVÍO? "),
+            "¿donde esta mi envio?"
+        );
         assert_eq!(normalize("Don’t “quote”"), "don't \"quote\"");
         assert_eq!(normalize("Niño"), "nino");
         assert_eq!(word_count(" a  b\nc "), 3);

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use mw_core::{Intent, Verifier, VerifierInput, VerifierRequest};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::prescreen::Prescreen;
 use crate::rules::RulesClassifier;
@@ -36,33 +36,82 @@ impl RulesVerifier {
     /// Verifies one request; the answer is a `mw_tier2_verifier_v1` value.
     pub fn verify_request(&self, request: &VerifierRequest) -> Value {
         if self.prescreen.scan(&request.redacted_message).is_some() {
-            return answer(false, 0.95, "TIER_0_ESCALATION", "ESCALATION_PRESENT", "Tier 0 keyword present");
+            return answer(
+                false,
+                0.95,
+                "TIER_0_ESCALATION",
+                "ESCALATION_PRESENT",
+                "Tier 0 keyword present",
+            );
         }
         if !request.deterministic_match {
-            return answer(false, 0.95, "TIER_1_SAFE_ASSIST", "DETERMINISTIC_MATCH_FALSE", "no deterministic order match");
+            return answer(
+                false,
+                0.95,
+                "TIER_1_SAFE_ASSIST",
+                "DETERMINISTIC_MATCH_FALSE",
+                "no deterministic order match",
+            );
         }
         if !request.proposed_intent.is_order_status() {
-            return answer(false, 0.95, "ROUTE_ONLY", "NOT_ORDER_STATUS", "proposed intent is not order status");
+            return answer(
+                false,
+                0.95,
+                "ROUTE_ONLY",
+                "NOT_ORDER_STATUS",
+                "proposed intent is not order status",
+            );
         }
         let outcome = self.rules.classify_text(&request.redacted_message);
         let order_status = |intent: &Intent| intent.is_order_status();
-        if outcome.raw_scores.iter().any(|(intent, score)| {
-            !order_status(intent) && intent.priority() <= 3 && *score >= 1.0
-        }) {
-            return answer(false, 0.9, "ROUTE_ONLY", "CONFLICTING_INTENT", "another actionable intent is present");
+        if outcome
+            .raw_scores
+            .iter()
+            .any(|(intent, score)| !order_status(intent) && intent.priority() <= 3 && *score >= 1.0)
+        {
+            return answer(
+                false,
+                0.9,
+                "ROUTE_ONLY",
+                "CONFLICTING_INTENT",
+                "another actionable intent is present",
+            );
         }
         if !order_status(&outcome.primary) {
-            return answer(false, 0.9, "ROUTE_ONLY", "NOT_ORDER_STATUS", "the message is not mainly about order status");
+            return answer(
+                false,
+                0.9,
+                "ROUTE_ONLY",
+                "NOT_ORDER_STATUS",
+                "the message is not mainly about order status",
+            );
         }
         let best = |keep: &dyn Fn(&Intent) -> bool| {
-            outcome.raw_scores.iter().filter(|(i, _)| keep(i)).map(|(_, s)| *s).fold(0.0, f64::max)
+            outcome
+                .raw_scores
+                .iter()
+                .filter(|(i, _)| keep(i))
+                .map(|(_, s)| *s)
+                .fold(0.0, f64::max)
         };
         let margin = best(&order_status) - best(&|intent: &Intent| !order_status(intent));
         let confidence = (0.5 + 0.15 * margin).min(0.95);
         if confidence >= 0.8 {
-            answer(true, confidence, "TIER_1_SAFE_ASSIST", "OK", "plain order-status request")
+            answer(
+                true,
+                confidence,
+                "TIER_1_SAFE_ASSIST",
+                "OK",
+                "plain order-status request",
+            )
         } else {
-            answer(false, confidence, "TIER_1_SAFE_ASSIST", "TOO_AMBIGUOUS", "order-status evidence is weak")
+            answer(
+                false,
+                confidence,
+                "TIER_1_SAFE_ASSIST",
+                "TOO_AMBIGUOUS",
+                "order-status evidence is weak",
+            )
         }
     }
 }

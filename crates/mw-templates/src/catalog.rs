@@ -143,7 +143,10 @@ fn body_name(id: &str, language: &str, channel: &str) -> String {
 }
 
 fn channel_keys() -> impl Iterator<Item = &'static str> {
-    ["default", "email", "livechat", "social", "tiktok", "phone", "sms"].into_iter()
+    [
+        "default", "email", "livechat", "social", "tiktok", "phone", "sms",
+    ]
+    .into_iter()
 }
 
 impl Catalog {
@@ -156,24 +159,32 @@ impl Catalog {
     pub fn from_dir(dir: &Path) -> Result<Catalog, CatalogError> {
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read_to_string(&path)
-                .map_err(|source| CatalogError::Read { path: path.display().to_string(), source })
+            std::fs::read_to_string(&path).map_err(|source| CatalogError::Read {
+                path: path.display().to_string(),
+                source,
+            })
         };
         Catalog::from_strs(&read("catalog_v1.yaml")?, &read("brand.yaml")?)
     }
 
     /// Parses and validates a catalog and brand from YAML text.
     pub fn from_strs(catalog_yaml: &str, brand_yaml: &str) -> Result<Catalog, CatalogError> {
-        let file: CatalogFile = serde_norway::from_str(catalog_yaml)
-            .map_err(|error| CatalogError::Yaml { file: "catalog", message: error.to_string() })?;
+        let file: CatalogFile =
+            serde_norway::from_str(catalog_yaml).map_err(|error| CatalogError::Yaml {
+                file: "catalog",
+                message: error.to_string(),
+            })?;
         if file.schema != "mw_templates_v1" {
             return Err(CatalogError::Yaml {
                 file: "catalog",
                 message: format!("schema is '{}', expected 'mw_templates_v1'", file.schema),
             });
         }
-        let brand: Brand = serde_norway::from_str(brand_yaml)
-            .map_err(|error| CatalogError::Yaml { file: "brand", message: error.to_string() })?;
+        let brand: Brand =
+            serde_norway::from_str(brand_yaml).map_err(|error| CatalogError::Yaml {
+                file: "brand",
+                message: error.to_string(),
+            })?;
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
@@ -181,18 +192,29 @@ impl Catalog {
             .trim_blocks(true)
             .lstrip_blocks(true)
             .build()
-            .map_err(|error| CatalogError::Yaml { file: "catalog", message: error.to_string() })?;
+            .map_err(|error| CatalogError::Yaml {
+                file: "catalog",
+                message: error.to_string(),
+            })?;
         env.set_syntax(syntax);
         let globals: BTreeSet<String> = env.globals().map(|(name, _)| name.to_owned()).collect();
         let mut specs = BTreeMap::new();
         let mut infos = BTreeMap::new();
         for spec in file.templates {
-            let fail = |message: String| CatalogError::Template { id: spec.id.clone(), message };
+            let fail = |message: String| CatalogError::Template {
+                id: spec.id.clone(),
+                message,
+            };
             if specs.contains_key(&spec.id) {
-                return Err(fail("duplicate id; each template id must appear once".into()));
+                return Err(fail(
+                    "duplicate id; each template id must appear once".into(),
+                ));
             }
             if spec.tier > 2 {
-                return Err(fail(format!("tier {} is not allowed; use 0, 1 or 2", spec.tier)));
+                return Err(fail(format!(
+                    "tier {} is not allowed; use 0, 1 or 2",
+                    spec.tier
+                )));
             }
             let declared: BTreeSet<&str> = spec
                 .required
@@ -250,7 +272,12 @@ impl Catalog {
             );
             specs.insert(spec.id.clone(), spec);
         }
-        Ok(Catalog { specs, infos, brand, env })
+        Ok(Catalog {
+            specs,
+            infos,
+            brand,
+            env,
+        })
     }
 
     /// Every template spec, by id.
@@ -310,7 +337,11 @@ impl Renderer for Catalog {
             .specs
             .get(template_id)
             .ok_or_else(|| RenderError::UnknownTemplate(template_id.to_owned()))?;
-        if let Some(missing) = spec.required.iter().find(|name| !is_present(variables.get(*name))) {
+        if let Some(missing) = spec
+            .required
+            .iter()
+            .find(|name| !is_present(variables.get(*name)))
+        {
             return Err(RenderError::MissingVariable {
                 template: template_id.to_owned(),
                 variable: missing.clone(),
@@ -319,7 +350,11 @@ impl Renderer for Catalog {
         let lang = language.reply_language();
         let lang_key = lang.as_str();
         let specific = body_name(template_id, lang_key, channel.as_str());
-        let name = if spec.body.get(lang_key).is_some_and(|b| b.contains_key(channel.as_str())) {
+        let name = if spec
+            .body
+            .get(lang_key)
+            .is_some_and(|b| b.contains_key(channel.as_str()))
+        {
             specific
         } else {
             body_name(template_id, lang_key, "default")
@@ -334,7 +369,9 @@ impl Renderer for Catalog {
             let value = variables
                 .get(name)
                 .filter(|value| is_present(Some(value)))
-                .map_or(minijinja::Value::from(()), |value| minijinja::Value::from(minijinja::value::Serde(value)));
+                .map_or(minijinja::Value::from(()), |value| {
+                    minijinja::Value::from(minijinja::value::Serde(value))
+                });
             context.insert(name.as_str(), value);
         }
         context.insert("brand", self.brand_value(lang));
@@ -351,7 +388,12 @@ mod tests {
     fn the_embedded_catalog_loads() {
         let catalog = Catalog::embedded().unwrap();
         assert!(catalog.template("t_order_status_verified").is_some());
-        assert_eq!(catalog.template("t_order_eta_no_tracking_verified").map(|t| t.auto_close_allowed), Some(true));
+        assert_eq!(
+            catalog
+                .template("t_order_eta_no_tracking_verified")
+                .map(|t| t.auto_close_allowed),
+            Some(true)
+        );
     }
 
     const BRAND: &str = include_str!("../../../templates/brand.yaml");
@@ -371,28 +413,50 @@ mod tests {
     #[test]
     fn missing_required_variables_fail_to_render() {
         let catalog = Catalog::from_strs(&one("Order {{ order_id }}"), BRAND).unwrap();
-        let error = catalog.render("t_x", Language::En, Channel::Email, &Variables::new()).unwrap_err();
+        let error = catalog
+            .render("t_x", Language::En, Channel::Email, &Variables::new())
+            .unwrap_err();
         assert!(matches!(error, RenderError::MissingVariable { .. }));
         let mut vars = Variables::new();
         vars.insert("order_id".into(), "  ".into());
-        assert!(catalog.render("t_x", Language::En, Channel::Email, &vars).is_err());
+        assert!(
+            catalog
+                .render("t_x", Language::En, Channel::Email, &vars)
+                .is_err()
+        );
         vars.insert("order_id".into(), "#1".into());
-        assert_eq!(catalog.render("t_x", Language::En, Channel::Email, &vars).unwrap(), "Order #1");
+        assert_eq!(
+            catalog
+                .render("t_x", Language::En, Channel::Email, &vars)
+                .unwrap(),
+            "Order #1"
+        );
     }
 
     #[test]
     fn variable_values_are_never_template_source() {
         let catalog = Catalog::from_strs(&one("Order {{ order_id }}"), BRAND).unwrap();
         let mut vars = Variables::new();
-        vars.insert("order_id".into(), "{{ brand.links }}{% for x in range(99999) %}{% endfor %}".into());
-        let body = catalog.render("t_x", Language::En, Channel::Email, &vars).unwrap();
-        assert_eq!(body, "Order {{ brand.links }}{% for x in range(99999) %}{% endfor %}");
+        vars.insert(
+            "order_id".into(),
+            "{{ brand.links }}{% for x in range(99999) %}{% endfor %}".into(),
+        );
+        let body = catalog
+            .render("t_x", Language::En, Channel::Email, &vars)
+            .unwrap();
+        assert_eq!(
+            body,
+            "Order {{ brand.links }}{% for x in range(99999) %}{% endfor %}"
+        );
     }
 
     #[test]
     fn runaway_templates_run_out_of_fuel() {
-        let catalog =
-            Catalog::from_strs(&one("{% for x in range(100000) %}{{ order_id }}{% endfor %}"), BRAND).unwrap();
+        let catalog = Catalog::from_strs(
+            &one("{% for x in range(100000) %}{{ order_id }}{% endfor %}"),
+            BRAND,
+        )
+        .unwrap();
         let mut vars = Variables::new();
         vars.insert("order_id".into(), "#1".into());
         assert!(matches!(

@@ -21,6 +21,6 @@ mod catalog;
 mod lint;
 mod variables;
 
-pub use catalog::{Brand, BrandLinks, Catalog, CatalogError, LocalizedText, TemplateSpec, FUEL};
-pub use lint::{lint, sample_variables, LintIssue, REQUIRED_TEMPLATES};
+pub use catalog::{Brand, BrandLinks, Catalog, CatalogError, FUEL, LocalizedText, TemplateSpec};
+pub use lint::{LintIssue, REQUIRED_TEMPLATES, lint, sample_variables};
 pub use variables::{first_name, order_variables};

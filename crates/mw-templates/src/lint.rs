@@ -45,7 +45,11 @@ pub const REQUIRED_TEMPLATES: [&str; 19] = [
 
 /// A realistic full variable set, used to smoke-render every body.
 pub fn sample_variables(language: Language) -> Variables {
-    let eta = if language == Language::Es { "3 días hábiles" } else { "3 business days" };
+    let eta = if language == Language::Es {
+        "3 días hábiles"
+    } else {
+        "3 business days"
+    };
     let value = json!({
         "first_name": "Maria", "order_id": "#10482", "order_status": "confirmed",
         "fulfillment_status": "fulfilled", "tracking_number": "1Z999AA10123456784",
@@ -64,29 +68,50 @@ pub fn sample_variables(language: Language) -> Variables {
 pub fn lint(catalog: &Catalog) -> Vec<LintIssue> {
     let mut issues = Vec::new();
     let mut issue = |template: &str, message: String| {
-        issues.push(LintIssue { template: template.to_owned(), message });
+        issues.push(LintIssue {
+            template: template.to_owned(),
+            message,
+        });
     };
     for id in REQUIRED_TEMPLATES {
         if catalog.template(id).is_none() {
-            issue(id, "required by SPEC §4 but missing from the catalog".into());
+            issue(
+                id,
+                "required by SPEC §4 but missing from the catalog".into(),
+            );
         }
     }
     for spec in catalog.specs() {
         for language in ["en", "es"] {
             match spec.body.get(language) {
-                None => issue(&spec.id, format!("has no '{language}' bodies; every template needs English and Spanish")),
+                None => issue(
+                    &spec.id,
+                    format!("has no '{language}' bodies; every template needs English and Spanish"),
+                ),
                 Some(bodies) => {
-                    if spec.channels.contains(&Channel::Livechat) && !bodies.contains_key("livechat") {
-                        issue(&spec.id, format!("is allowed on livechat but has no '{language}' livechat body"));
+                    if spec.channels.contains(&Channel::Livechat)
+                        && !bodies.contains_key("livechat")
+                    {
+                        issue(
+                            &spec.id,
+                            format!("is allowed on livechat but has no '{language}' livechat body"),
+                        );
                     }
                 }
             }
         }
         if spec.tier == 0 && spec.enabled {
-            issue(&spec.id, "is a Tier 0 template and must stay disabled (Tier 0 is never automated)".into());
+            issue(
+                &spec.id,
+                "is a Tier 0 template and must stay disabled (Tier 0 is never automated)".into(),
+            );
         }
         if spec.auto_close_allowed && spec.tier != 2 {
-            issue(&spec.id, "allows auto-close but is not Tier 2; only verified Tier 2 replies may close".into());
+            issue(
+                &spec.id,
+                "allows auto-close but is not Tier 2; only verified Tier 2 replies may close"
+                    .into(),
+            );
         }
         if spec.channels.is_empty() {
             issue(&spec.id, "allows no channel; list at least one".into());
@@ -95,13 +120,30 @@ pub fn lint(catalog: &Catalog) -> Vec<LintIssue> {
             for channel in &spec.channels {
                 match catalog.render(&spec.id, language, *channel, &sample_variables(language)) {
                     Ok(body) if body.trim().is_empty() => {
-                        issue(&spec.id, format!("renders an empty {language}/{channel} body"));
+                        issue(
+                            &spec.id,
+                            format!("renders an empty {language}/{channel} body"),
+                        );
                     }
-                    Ok(body) if body.contains("{{") || body.contains("{%") || body.contains("none") && body.contains("None") => {
-                        issue(&spec.id, format!("{language}/{channel} leaves template syntax or None in the output"));
+                    Ok(body)
+                        if body.contains("{{")
+                            || body.contains("{%")
+                            || body.contains("none") && body.contains("None") =>
+                    {
+                        issue(
+                            &spec.id,
+                            format!(
+                                "{language}/{channel} leaves template syntax or None in the output"
+                            ),
+                        );
                     }
                     Ok(_) => {}
-                    Err(error) => issue(&spec.id, format!("{language}/{channel} does not render with a full variable set: {error}")),
+                    Err(error) => issue(
+                        &spec.id,
+                        format!(
+                            "{language}/{channel} does not render with a full variable set: {error}"
+                        ),
+                    ),
                 }
             }
         }
