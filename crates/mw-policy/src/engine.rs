@@ -233,6 +233,18 @@ impl TierPolicy {
                 }
             }
         };
+        reasons.push(Reason::new(
+            Gate::Tier2,
+            "order_checks_passed",
+            format!(
+                "one linked order matches; {}",
+                if input.order.has_tracking {
+                    "tracking present"
+                } else {
+                    "no tracking yet, inside the delivery promise"
+                }
+            ),
+        ));
         if let Err(why) = self.usable(input, template, 2) {
             reasons.push(Reason::new(Gate::Template, "template_unusable", why));
             return fallback(
@@ -483,6 +495,26 @@ impl Policy for TierPolicy {
             };
         };
 
+        let secondary: Vec<&str> = model
+            .secondary_intents
+            .iter()
+            .map(|intent| intent.as_str())
+            .collect();
+        reasons.push(Reason::new(
+            Gate::Model,
+            "classified",
+            format!(
+                "{} at {:.2}{}",
+                model.primary_intent,
+                model.routing.confidence,
+                if secondary.is_empty() {
+                    String::new()
+                } else {
+                    format!(", also {}", secondary.join(", "))
+                }
+            ),
+        ));
+
         // Multi-intent priority.
         let routed = intents
             .iter()
@@ -548,6 +580,15 @@ impl Policy for TierPolicy {
         let confidence = confidence.clamp(0.0, 1.0);
 
         let team = if confidence >= t.route {
+            reasons.push(Reason::new(
+                Gate::Confidence,
+                "routed",
+                format!(
+                    "confidence {confidence:.2} ≥ {:.2}: {routed} goes to {}",
+                    t.route,
+                    routed.default_team()
+                ),
+            ));
             routed.default_team()
         } else if confidence >= t.uncertain {
             markers.push(Marker::Uncertain);

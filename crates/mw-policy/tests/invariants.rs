@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
 //! Property tests: every SPEC §3 invariant, for every generated input — model
 //! outputs (valid, adversarial and invalid), verifier answers, flags, channels,
 //! orders and reply histories. Seeded; 10,000 cases each unless `PROPTEST_CASES`
@@ -90,6 +95,13 @@ mod strum_like {
 
 static POLICY: LazyLock<TierPolicy> = LazyLock::new(|| TierPolicy::with_defaults().unwrap());
 static PRESCREEN: LazyLock<Prescreen> = LazyLock::new(|| Prescreen::embedded().unwrap());
+static NO_AUTO_CLOSE: LazyLock<TierPolicy> = LazyLock::new(|| {
+    let config = mw_policy::PolicyConfig {
+        auto_close_templates: vec![],
+        ..mw_policy::PolicyConfig::default()
+    };
+    TierPolicy::new(config, Prescreen::embedded().unwrap())
+});
 static CATALOG: LazyLock<Catalog> = LazyLock::new(|| Catalog::embedded().unwrap());
 
 fn now() -> DateTime<Utc> {
@@ -608,6 +620,27 @@ proptest! {
             prop_assert_eq!(outcome.decision.tier, AppliedTier::Tier2);
             prop_assert!(outcome.decision.tags.iter().any(|t| t == "mw-auto-closed"));
         }
+    }
+
+    #[test]
+    fn auto_close_respects_the_configured_whitelist(case in case()) {
+        let decision = decide(
+            &DecideInput {
+                channel: case.channel,
+                text: &case.text,
+                customer_name: case.name.as_deref(),
+                order: &case.order,
+                classification: &Classification { output: case.model.clone(), scores: case.scores.clone() },
+                verifier: &case.verifier,
+                flags: case.flags.as_ref(),
+                history: &case.history,
+                now: now(),
+            },
+            &*NO_AUTO_CLOSE,
+            &*CATALOG,
+        );
+        prop_assert!(!decision.close);
+        prop_assert!(!decision.actions.contains(&mw_core::Action::Close));
     }
 
     #[test]
