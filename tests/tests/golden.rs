@@ -2,9 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use chrono::{TimeZone, Utc};
-use mw_cli::eval::evaluate;
-use mw_cli::{ClassifierSource, Engine, MessageInput};
-use mw_core::{AppliedTier, OrderLookup, ReplyHistory, RuntimeFlags};
+use mw_cli::eval::{decide_line, evaluate};
+use mw_cli::{ClassifierSource, Engine};
+use mw_core::AppliedTier;
 use mw_tests::golden_lines;
 
 fn now() -> chrono::DateTime<Utc> {
@@ -45,36 +45,11 @@ fn the_rules_classifier_meets_the_accuracy_bar_and_every_hard_gate() {
 #[test]
 fn both_classifiers_agree_on_escalation_and_safety() {
     let engine = Engine::embedded().unwrap();
-    let flags = RuntimeFlags::default();
-    let history = ReplyHistory::default();
     let mut compared = 0;
     for line in golden_lines().unwrap() {
-        let order = line
-            .order
-            .clone()
-            .map_or(OrderLookup::None, |order| OrderLookup::One {
-                order: Box::new(order),
-            });
-        let message = MessageInput {
-            channel: Some(line.channel),
-            text: &line.text,
-            customer_name: None,
-            order: &order,
-            flags: Some(&flags),
-            history: &history,
-            now: now(),
-        };
-        let rules = engine.decide(
-            &message,
-            &engine.classify(&line.text, &ClassifierSource::Rules),
-        );
-        let recorded = engine.decide(
-            &message,
-            &engine.classify(
-                &line.text,
-                &ClassifierSource::Recorded(line.model_output.clone()),
-            ),
-        );
+        let (_, rules) = decide_line(&engine, &line, &ClassifierSource::Rules, now());
+        let recorded_source = ClassifierSource::Recorded(line.model_output.clone());
+        let (_, recorded) = decide_line(&engine, &line, &recorded_source, now());
         let prescreened = engine.policy.prescreen().scan(&line.text).is_some();
         for decision in [&rules, &recorded] {
             if prescreened {

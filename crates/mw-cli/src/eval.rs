@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use mw_core::{
-    AppliedTier, Channel, Intent, Marker, Order, OrderLookup, ReplyHistory, RuntimeFlags, Tier,
+    AppliedTier, Channel, Classification, Decision, Intent, Marker, Order, OrderLookup,
+    ReplyHistory, RuntimeFlags, Tier,
 };
 use serde::{Deserialize, Serialize};
 
@@ -201,6 +202,36 @@ fn templates_fitting(engine: &Engine, intent: Intent) -> Vec<String> {
     templates
 }
 
+/// Classifies and decides one golden line the way the runtime would: default flags,
+/// no reply history, the line's single linked order (if any).
+pub fn decide_line(
+    engine: &Engine,
+    line: &GoldenLine,
+    source: &ClassifierSource,
+    now: DateTime<Utc>,
+) -> (Classification, Decision) {
+    let order = line
+        .order
+        .clone()
+        .map_or(OrderLookup::None, |order| OrderLookup::One {
+            order: Box::new(order),
+        });
+    let flags = RuntimeFlags::default();
+    let history = ReplyHistory::default();
+    let classification = engine.classify(&line.text, source);
+    let message = MessageInput {
+        channel: Some(line.channel),
+        text: &line.text,
+        customer_name: None,
+        order: &order,
+        flags: Some(&flags),
+        history: &history,
+        now,
+    };
+    let decision = engine.decide(&message, &classification);
+    (classification, decision)
+}
+
 /// Evaluates every line. `progress` is called after each line.
 pub fn evaluate(
     engine: &Engine,
@@ -209,8 +240,6 @@ pub fn evaluate(
     now: DateTime<Utc>,
     mut progress: impl FnMut(),
 ) -> Report {
-    let flags = RuntimeFlags::default();
-    let history = ReplyHistory::default();
     let mut results = Vec::with_capacity(lines.len());
     let mut report = Report {
         classifier: classifier.to_owned(),
@@ -241,28 +270,12 @@ pub fn evaluate(
         mut hits,
     ) = (0, 0, 0, 0, 0, 0);
     for line in lines {
-        let order = line
-            .order
-            .clone()
-            .map_or(OrderLookup::None, |order| OrderLookup::One {
-                order: Box::new(order),
-            });
         let source = if classifier == "recorded" {
             ClassifierSource::Recorded(line.model_output.clone())
         } else {
             ClassifierSource::Rules
         };
-        let classification = engine.classify(&line.text, &source);
-        let message = MessageInput {
-            channel: Some(line.channel),
-            text: &line.text,
-            customer_name: None,
-            order: &order,
-            flags: Some(&flags),
-            history: &history,
-            now,
-        };
-        let decision = engine.decide(&message, &classification);
+        let (classification, decision) = decide_line(engine, line, &source, now);
         let mut violations = Vec::new();
         let sends = decision.sends_customer_message();
         let model = match &classification.output {

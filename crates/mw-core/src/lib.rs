@@ -38,7 +38,7 @@ pub use ports::{
     ActionOutcome, Actions, Classification, Classifier, ClassifyRequest, Clock, Conversations,
     Flags, IdGen, IntentScore, ModelOutput, Orders, Policy, PolicyInput, PortError, Queue,
     RenderError, Renderer, StateStore, TemplateCatalog, TemplateInfo, Variables, Verifier,
-    VerifierInput, VerifierState,
+    VerifierInput, VerifierState, variable_present,
 };
 pub use redact::{PiiKind, contains_pii, redact};
 pub use schema::{

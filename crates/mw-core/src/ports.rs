@@ -19,6 +19,17 @@ use crate::vocab::{Channel, Intent, Language};
 /// Template variables: name → JSON value.
 pub type Variables = BTreeMap<String, serde_json::Value>;
 
+/// Whether a variable is present and non-empty (not null, not a blank string, not an
+/// empty list): the meaning of "required" for templates.
+pub fn variable_present(variables: &Variables, name: &str) -> bool {
+    match variables.get(name) {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::String(text)) => !text.trim().is_empty(),
+        Some(serde_json::Value::Array(items)) => !items.is_empty(),
+        Some(_) => true,
+    }
+}
+
 /// The current time.
 pub trait Clock: Send + Sync {
     /// Now, in UTC.

@@ -8,7 +8,7 @@ use mw_core::{
     PolicyInput, Reason, ReplyPlan, Team, TemplateInfo, Tier, Verdict, VerifierRequest,
     VerifierState,
 };
-use mw_core::{DowngradeTier, Eta, redact};
+use mw_core::{DowngradeTier, Eta, redact, variable_present};
 
 use crate::PolicyError;
 use crate::config::PolicyConfig;
@@ -104,13 +104,11 @@ impl TierPolicy {
         {
             return Err(format!("'{id}' is not allowed on this channel"));
         }
-        if let Some(missing) = info.required.iter().find(|name| {
-            !input.variables.get(*name).is_some_and(|value| match value {
-                serde_json::Value::Null => false,
-                serde_json::Value::String(text) => !text.trim().is_empty(),
-                _ => true,
-            })
-        }) {
+        if let Some(missing) = info
+            .required
+            .iter()
+            .find(|name| !variable_present(input.variables, name))
+        {
             return Err(format!(
                 "'{id}' needs variable '{missing}', which is not available"
             ));

@@ -464,12 +464,12 @@ struct Outcome {
     verifier_valid: Option<mw_core::VerifierDecision>,
 }
 
-fn run(case: &Case) -> Outcome {
+fn decide_case(case: &Case, policy: &TierPolicy) -> Decision {
     let classification = Classification {
         output: case.model.clone(),
         scores: case.scores.clone(),
     };
-    let decision = decide(
+    decide(
         &DecideInput {
             channel: case.channel,
             text: &case.text,
@@ -481,9 +481,13 @@ fn run(case: &Case) -> Outcome {
             history: &case.history,
             now: now(),
         },
-        &*POLICY,
+        policy,
         &*CATALOG,
-    );
+    )
+}
+
+fn run(case: &Case) -> Outcome {
+    let decision = decide_case(case, &POLICY);
     let model_valid = match &case.model {
         ModelOutput::Json(value) => mw_core::validate_decision(value).ok(),
         ModelOutput::Failed(_) => None,
@@ -624,21 +628,7 @@ proptest! {
 
     #[test]
     fn auto_close_respects_the_configured_whitelist(case in case()) {
-        let decision = decide(
-            &DecideInput {
-                channel: case.channel,
-                text: &case.text,
-                customer_name: case.name.as_deref(),
-                order: &case.order,
-                classification: &Classification { output: case.model.clone(), scores: case.scores.clone() },
-                verifier: &case.verifier,
-                flags: case.flags.as_ref(),
-                history: &case.history,
-                now: now(),
-            },
-            &*NO_AUTO_CLOSE,
-            &*CATALOG,
-        );
+        let decision = decide_case(&case, &NO_AUTO_CLOSE);
         prop_assert!(!decision.close);
         prop_assert!(!decision.actions.contains(&mw_core::Action::Close));
     }

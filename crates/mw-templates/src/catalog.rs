@@ -7,7 +7,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior};
 use mw_core::{
     Channel, Language, Order, OrderFacts, RenderError, Renderer, TemplateCatalog, TemplateInfo,
-    Variables,
+    Variables, variable_present,
 };
 use serde::{Deserialize, Serialize};
 
@@ -300,15 +300,6 @@ impl Catalog {
     }
 }
 
-fn is_present(value: Option<&serde_json::Value>) -> bool {
-    match value {
-        None | Some(serde_json::Value::Null) => false,
-        Some(serde_json::Value::String(text)) => !text.trim().is_empty(),
-        Some(serde_json::Value::Array(items)) => !items.is_empty(),
-        Some(_) => true,
-    }
-}
-
 impl TemplateCatalog for Catalog {
     fn template(&self, id: &str) -> Option<&TemplateInfo> {
         self.infos.get(id)
@@ -340,7 +331,7 @@ impl Renderer for Catalog {
         if let Some(missing) = spec
             .required
             .iter()
-            .find(|name| !is_present(variables.get(*name)))
+            .find(|name| !variable_present(variables, name))
         {
             return Err(RenderError::MissingVariable {
                 template: template_id.to_owned(),
@@ -368,7 +359,7 @@ impl Renderer for Catalog {
         for name in spec.required.iter().chain(&spec.optional) {
             let value = variables
                 .get(name)
-                .filter(|value| is_present(Some(value)))
+                .filter(|_| variable_present(variables, name))
                 .map_or(minijinja::Value::from(()), |value| {
                     minijinja::Value::from(minijinja::value::Serde(value))
                 });
