@@ -22,6 +22,15 @@ pub struct TierPolicy {
     prescreen: Prescreen,
 }
 
+/// Where a verdict routes, before any reply.
+struct Route {
+    tier: AppliedTier,
+    intent: Intent,
+    team: Team,
+    language: Language,
+    confidence: f64,
+}
+
 /// What the automation gates settled on.
 enum Candidate {
     Route,
@@ -355,21 +364,50 @@ impl TierPolicy {
             "tier0_route_only",
             format!("escalated to {team}; never automated"),
         ));
-        let (team_name, team_fallback) = self.team_name(team, &mut reasons);
+        self.verdict(
+            Route {
+                tier: AppliedTier::Tier0,
+                intent,
+                team,
+                language,
+                confidence: routing_confidence,
+            },
+            &secondary,
+            reasons,
+            markers,
+        )
+    }
+
+    /// A route-only verdict to `route.team` (tenant fallback applied); callers add
+    /// a reply when one is allowed.
+    fn verdict(
+        &self,
+        route: Route,
+        others: &[Intent],
+        mut reasons: Vec<Reason>,
+        markers: Vec<Marker>,
+    ) -> Verdict {
+        let (team_name, team_fallback) = self.team_name(route.team, &mut reasons);
+        let assigned = if team_fallback {
+            Team::EmailSupport
+        } else {
+            route.team
+        };
         Verdict {
-            tier: AppliedTier::Tier0,
-            language,
-            primary_intent: intent,
-            secondary_intents: secondary
-                .into_iter()
-                .filter(|other| *other != intent)
+            tier: route.tier,
+            language: route.language,
+            primary_intent: route.intent,
+            secondary_intents: others
+                .iter()
+                .copied()
+                .filter(|other| *other != route.intent)
                 .take(2)
                 .collect(),
-            team,
-            assignee_id: self.config.assignees.get(&team).cloned(),
+            team: route.team,
+            assignee_id: self.config.assignees.get(&assigned).cloned(),
             team_name,
             team_fallback,
-            routing_confidence,
+            routing_confidence: route.confidence,
             automation_confidence: None,
             markers,
             reply: None,
@@ -474,23 +512,14 @@ impl Policy for TierPolicy {
 
         let Some(model) = model else {
             markers.push(Marker::NeedsManualTriage);
-            let (team_name, team_fallback) = self.team_name(Team::EmailSupport, &mut reasons);
-            return Verdict {
+            let route = Route {
                 tier: AppliedTier::RouteOnly,
-                language,
-                primary_intent: Intent::UnknownOther,
-                secondary_intents: Vec::new(),
+                intent: Intent::UnknownOther,
                 team: Team::EmailSupport,
-                assignee_id: self.config.assignees.get(&Team::EmailSupport).cloned(),
-                team_name,
-                team_fallback,
-                routing_confidence: 0.0,
-                automation_confidence: None,
-                markers,
-                reply: None,
-                verifier_request: None,
-                reasons,
+                language,
+                confidence: 0.0,
             };
+            return self.verdict(route, &[], reasons, markers);
         };
 
         let secondary: Vec<&str> = model
@@ -608,15 +637,18 @@ impl Policy for TierPolicy {
             ));
             Team::EmailSupport
         };
-        let (team_name, team_fallback) = self.team_name(team, &mut reasons);
-        let routed_team = if team_fallback {
-            Team::EmailSupport
-        } else {
-            team
+        let route = Route {
+            tier: AppliedTier::RouteOnly,
+            intent: routed,
+            team,
+            language,
+            confidence,
         };
+        let mut verdict = self.verdict(route, &intents, reasons, markers);
 
         // Automation.
         let mut verifier_request = None;
+        let (reasons, markers) = (&mut verdict.reasons, &mut verdict.markers);
         let candidate = if model.routing.needs_manual_triage {
             markers.push(Marker::NeedsManualTriage);
             reasons.push(Reason::new(
@@ -654,11 +686,11 @@ impl Policy for TierPolicy {
                     input,
                     routed,
                     confidence,
-                    &mut reasons,
-                    &mut markers,
+                    reasons,
+                    markers,
                     &mut verifier_request,
                 ),
-                MaxTier::Tier1 => self.tier1(input, routed, confidence, &mut reasons),
+                MaxTier::Tier1 => self.tier1(input, routed, confidence, reasons),
                 MaxTier::RouteOnly | MaxTier::Tier0 => {
                     reasons.push(Reason::new(
                         Gate::Tier1,
@@ -670,27 +702,6 @@ impl Policy for TierPolicy {
             }
         };
 
-        let mut verdict = Verdict {
-            tier: AppliedTier::RouteOnly,
-            language,
-            primary_intent: routed,
-            secondary_intents: intents
-                .iter()
-                .copied()
-                .filter(|intent| *intent != routed)
-                .take(2)
-                .collect(),
-            team,
-            assignee_id: self.config.assignees.get(&routed_team).cloned(),
-            team_name,
-            team_fallback,
-            routing_confidence: confidence,
-            automation_confidence: None,
-            markers,
-            reply: None,
-            verifier_request: None,
-            reasons,
-        };
         match candidate {
             Candidate::Route => {}
             Candidate::Escalate => {
