@@ -50,7 +50,7 @@ fn model_output() -> serde_json::Value {
 }
 
 /// Tier 2 path: schema validation, the whole policy, verifier answer, rendering.
-#[divan::bench]
+#[divan::bench(sample_count = 1000)]
 fn decide_tier2_reply(bencher: Bencher) {
     let engine = Engine::embedded().expect("the shipped engine loads");
     let order = order();
@@ -90,7 +90,7 @@ fn decide_tier2_reply(bencher: Bencher) {
 }
 
 /// The rules classifier alone (redaction included).
-#[divan::bench]
+#[divan::bench(sample_count = 1000)]
 fn rules_classifier(bencher: Bencher) {
     let engine = Engine::embedded().expect("the shipped engine loads");
     bencher
@@ -100,7 +100,7 @@ fn rules_classifier(bencher: Bencher) {
 
 /// Everything `mw eval` does per line with the rules classifier: redact, classify,
 /// decide, verify, decide again.
-#[divan::bench]
+#[divan::bench(sample_count = 1000)]
 fn rules_pipeline_end_to_end(bencher: Bencher) {
     let engine = Engine::embedded().expect("the shipped engine loads");
     let order = order();
@@ -125,4 +125,47 @@ fn rules_pipeline_end_to_end(bencher: Bencher) {
             &classification,
         )
     });
+}
+
+/// Components of `decide`, to see where the time goes.
+mod parts {
+    use super::*;
+    use mw_core::{OrderFacts, Renderer, validate_decision};
+
+    #[divan::bench(sample_count = 1000)]
+    fn schema_validation(bencher: Bencher) {
+        let value = model_output();
+        bencher.bench_local(|| validate_decision(black_box(&value)).is_ok());
+    }
+
+    #[divan::bench(sample_count = 1000)]
+    fn tier0_prescreen(bencher: Bencher) {
+        let engine = Engine::embedded().expect("the shipped engine loads");
+        bencher.bench_local(|| engine.policy.prescreen().scan(black_box(TEXT)).is_some());
+    }
+
+    #[divan::bench(sample_count = 1000)]
+    fn render_tier2(bencher: Bencher) {
+        let engine = Engine::embedded().expect("the shipped engine loads");
+        let order = order();
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 18, 15, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let facts = OrderFacts::new(&order, TEXT, now);
+        let vars = engine.catalog.variables(
+            order.single(),
+            &facts,
+            Some("Maria Lopez"),
+            mw_core::Language::En,
+        );
+        bencher.bench_local(|| {
+            engine.catalog.render(
+                "t_order_status_verified",
+                mw_core::Language::En,
+                Channel::Email,
+                black_box(&vars),
+            )
+        });
+    }
 }

@@ -166,7 +166,7 @@ fn check<T: serde::de::DeserializeOwned>(
         });
     }
     // The schema and the types describe the same shape; a mismatch is still a rejection.
-    serde_json::from_value(value.clone()).map_err(|error| SchemaError::Violation {
+    T::deserialize(value).map_err(|error| SchemaError::Violation {
         schema: title,
         path: String::new(),
         message: format!("does not match the typed model: {}", error.classify_name()),

@@ -5,7 +5,7 @@
 //! add patterns with [`Prescreen::with_extra`] but never remove the shipped ones.
 
 use mw_core::Intent;
-use regex::{Regex, RegexSet};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 use crate::PolicyError;
@@ -32,12 +32,38 @@ pub struct Tier0Hit {
 /// The compiled pre-screen.
 #[derive(Debug, Clone)]
 pub struct Prescreen {
-    categories: Vec<(Intent, RegexSet)>,
-    exclusions: Vec<Regex>,
+    /// Category of each pattern, in priority order.
+    categories: Vec<Intent>,
+    /// The pattern sources (kept so operators can add more).
+    sources: Vec<String>,
+    /// Every category pattern as one set: one pass over the text.
+    patterns: RegexSet,
+    /// All exclusions as one alternation.
+    exclusions: Option<Regex>,
 }
 
-fn compile_set(patterns: &[String], what: &str) -> Result<RegexSet, PolicyError> {
-    RegexSet::new(patterns).map_err(|error| PolicyError::Rules(format!("{what}: {error}")))
+/// Patterns run on normalised (accent-stripped) text in ASCII mode: `\b` and `\w`
+/// are ASCII, which keeps large sets on the fast DFA engines.
+pub(crate) fn compile_set(patterns: &[String], what: &str) -> Result<RegexSet, PolicyError> {
+    RegexSetBuilder::new(patterns)
+        .unicode(false)
+        .size_limit(64 << 20)
+        .dfa_size_limit(64 << 20)
+        .build()
+        .map_err(|error| PolicyError::Rules(format!("{what}: {error}")))
+}
+
+/// One ASCII-mode pattern (see [`compile_set`]).
+pub(crate) fn compile_one(
+    pattern: &str,
+    what: &str,
+    multi_line: bool,
+) -> Result<Regex, PolicyError> {
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .multi_line(multi_line)
+        .build()
+        .map_err(|error| PolicyError::Rules(format!("{what}: {error}")))
 }
 
 impl Prescreen {
@@ -57,6 +83,7 @@ impl Prescreen {
             )));
         }
         let mut categories = Vec::new();
+        let mut sources = Vec::new();
         for (name, patterns) in file.categories {
             let intent: Intent = name
                 .parse()
@@ -65,18 +92,24 @@ impl Prescreen {
                 .ok_or_else(|| {
                     PolicyError::Rules(format!("tier0 category '{name}' is not a Tier 0 intent"))
                 })?;
-            categories.push((intent, compile_set(&patterns, &name)?));
+            categories.extend(std::iter::repeat_n(intent, patterns.len()));
+            sources.extend(patterns);
         }
-        let exclusions = file
-            .exclusions
-            .iter()
-            .map(|pattern| {
-                Regex::new(pattern)
-                    .map_err(|error| PolicyError::Rules(format!("tier0 exclusion: {error}")))
-            })
-            .collect::<Result<_, _>>()?;
+        let exclusions = if file.exclusions.is_empty() {
+            None
+        } else {
+            let combined: Vec<String> = file
+                .exclusions
+                .iter()
+                .map(|pattern| format!("(?:{pattern})"))
+                .collect();
+            Some(compile_one(&combined.join("|"), "tier0 exclusion", false)?)
+        };
+        let patterns = compile_set(&sources, "tier0 pattern")?;
         Ok(Prescreen {
             categories,
+            sources,
+            patterns,
             exclusions,
         })
     }
@@ -92,27 +125,30 @@ impl Prescreen {
                 "{intent} is not a Tier 0 intent"
             )));
         }
+        self.sources.extend(patterns.iter().cloned());
         self.categories
-            .push((intent, compile_set(patterns, intent.as_str())?));
+            .extend(std::iter::repeat_n(intent, patterns.len()));
+        self.patterns = compile_set(&self.sources, intent.as_str())?;
         Ok(self)
     }
 
     /// Scans raw text. Returns the first matching category (file order).
     pub fn scan(&self, text: &str) -> Option<Tier0Hit> {
-        let mut normalized = normalize(text);
-        for exclusion in &self.exclusions {
-            if exclusion.is_match(&normalized) {
-                normalized = exclusion
-                    .replace_all(&normalized, |caps: &regex::Captures<'_>| {
-                        " ".repeat(caps.get(0).map_or(0, |m| m.as_str().len()))
-                    })
-                    .into_owned();
+        let mut normalized = normalize(text).into_bytes();
+        if let Some(exclusions) = &self.exclusions {
+            let spans: Vec<std::ops::Range<usize>> = exclusions
+                .find_iter(&normalized)
+                .map(|m| m.range())
+                .collect();
+            for span in spans {
+                normalized[span].fill(b' ');
             }
         }
+        // Matches come in pattern order, and patterns are in category priority order.
+        let first = self.patterns.matches(&normalized).iter().next()?;
         self.categories
-            .iter()
-            .find(|(_, set)| set.is_match(&normalized))
-            .map(|(intent, _)| Tier0Hit { intent: *intent })
+            .get(first)
+            .map(|intent| Tier0Hit { intent: *intent })
     }
 }
 

@@ -15,11 +15,12 @@ use mw_core::{
     AutomationAction, Classification, Classifier, ClassifyRequest, Intent, IntentScore, Language,
     MaxTier, ModelOutput, RiskFlag, Tier,
 };
-use regex::{Regex, RegexBuilder, RegexSet};
+use regex::bytes::{Regex, RegexSet};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::PolicyError;
+use crate::prescreen::{compile_one, compile_set};
 use crate::text::normalize;
 
 const EMBEDDED: &str = include_str!("../rules/default_rules.yaml");
@@ -139,17 +140,16 @@ impl RulesClassifier {
                 weights.push((index, pattern.w));
             }
         }
-        let patterns = RegexSet::new(&sources).map_err(|e| rules_error("intent pattern", e))?;
+        let patterns = compile_set(&sources, "intent pattern")?;
         let strip = file
             .strip
             .iter()
-            .map(|pattern| RegexBuilder::new(pattern).multi_line(true).build())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| rules_error("strip pattern", e))?;
+            .map(|pattern| compile_one(pattern, "strip pattern", true))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(RulesClassifier {
             min_score: file.min_score,
-            spanish: RegexSet::new(&file.language.es).map_err(|e| rules_error("language.es", e))?,
-            english: RegexSet::new(&file.language.en).map_err(|e| rules_error("language.en", e))?,
+            spanish: compile_set(&file.language.es, "language.es")?,
+            english: compile_set(&file.language.en, "language.en")?,
             strip,
             patterns,
             weights,
@@ -168,17 +168,21 @@ impl RulesClassifier {
         let cut = self
             .strip
             .iter()
-            .filter_map(|regex| regex.find(&joined).map(|m| m.start()))
+            .filter_map(|regex| regex.find(joined.as_bytes()).map(|m| m.start()))
             .min();
-        if let Some(cut) = cut {
+        if let Some(mut cut) = cut {
+            // ASCII-mode patterns may start inside a multi-byte character.
+            while !joined.is_char_boundary(cut) {
+                cut -= 1;
+            }
             joined.truncate(cut);
         }
         normalize(&joined)
     }
 
     fn language(&self, prepared: &str) -> Language {
-        let spanish = self.spanish.matches(prepared).iter().count();
-        let english = self.english.matches(prepared).iter().count();
+        let spanish = self.spanish.matches(prepared.as_bytes()).iter().count();
+        let english = self.english.matches(prepared.as_bytes()).iter().count();
         if spanish > english {
             Language::Es
         } else if english > 0 {
@@ -192,7 +196,7 @@ impl RulesClassifier {
     pub fn classify_text(&self, text: &str) -> RulesOutcome {
         let prepared = self.prepare(text);
         let mut scores = vec![0.0_f64; self.intents.len()];
-        for index in self.patterns.matches(&prepared).iter() {
+        for index in self.patterns.matches(prepared.as_bytes()).iter() {
             if let Some((intent, weight)) = self.weights.get(index) {
                 scores[*intent] += weight;
             }
