@@ -141,7 +141,11 @@ pub fn order_numbers_in(text: &str) -> Vec<String> {
         return Vec::new();
     };
     let mut found: Vec<String> = Vec::new();
-    for caps in regex.captures_iter(text) {
+    // Find spans with the fast engine first; capture groups only on the spans.
+    for span in regex.find_iter(text) {
+        let Some(caps) = regex.captures(span.as_str()) else {
+            continue;
+        };
         if let Some(number) = caps.get(1).or_else(|| caps.get(2)) {
             let number = number.as_str().to_owned();
             if !found.contains(&number) {

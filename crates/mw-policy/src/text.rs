@@ -5,6 +5,13 @@ use unicode_normalization::UnicodeNormalization;
 /// Lowercase, Unicode NFKD with combining marks dropped (`envío` → `envio`),
 /// curly quotes made straight, whitespace runs collapsed to one space, trimmed.
 pub fn normalize(text: &str) -> String {
+    if text.is_ascii() {
+        return text
+            .split_ascii_whitespace()
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
     let mut out = String::with_capacity(text.len());
     let mut pending_space = false;
     for c in text.nfkd() {

@@ -132,6 +132,8 @@ struct CatalogFile {
 /// The loaded, validated catalog: implements [`TemplateCatalog`] and [`Renderer`].
 #[derive(Debug)]
 pub struct Catalog {
+    /// `brand` as templates see it, per reply language (English, Spanish).
+    brand_values: [minijinja::Value; 2],
     specs: BTreeMap<String, TemplateSpec>,
     infos: BTreeMap<String, TemplateInfo>,
     brand: Brand,
@@ -272,7 +274,17 @@ impl Catalog {
             );
             specs.insert(spec.id.clone(), spec);
         }
+        let brand_value = |language: Language| {
+            minijinja::context! {
+                name => brand.name.as_str(),
+                signature => brand.signature.get(language),
+                support_hours => brand.support_hours.get(language),
+                links => minijinja::Value::from(minijinja::value::Serde(&brand.links)),
+            }
+        };
+        let brand_values = [brand_value(Language::En), brand_value(Language::Es)];
         Ok(Catalog {
+            brand_values,
             specs,
             infos,
             brand,
@@ -291,12 +303,8 @@ impl Catalog {
     }
 
     fn brand_value(&self, language: Language) -> minijinja::Value {
-        minijinja::context! {
-            name => self.brand.name.as_str(),
-            signature => self.brand.signature.get(language),
-            support_hours => self.brand.support_hours.get(language),
-            links => minijinja::Value::from(minijinja::value::Serde(&self.brand.links)),
-        }
+        let index = usize::from(language.reply_language() == Language::Es);
+        self.brand_values[index].clone()
     }
 }
 
