@@ -158,7 +158,9 @@ fn check<T: serde::de::DeserializeOwned>(
     let validator = validator
         .as_ref()
         .ok_or(SchemaError::SchemaUnavailable(title))?;
-    if let Some(error) = validator.iter_errors(value).next() {
+    if !validator.is_valid(value)
+        && let Some(error) = validator.iter_errors(value).next()
+    {
         return Err(SchemaError::Violation {
             schema: title,
             path: error.instance_path().to_string(),
