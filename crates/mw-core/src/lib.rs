@@ -15,6 +15,7 @@ mod decide;
 mod decision;
 mod model;
 mod order;
+mod pipeline;
 mod ports;
 mod redact;
 mod schema;
@@ -34,11 +35,15 @@ pub use order::{
     Eta, OrderFacts, ShippingBucket, business_days_between, eta, order_cancelled,
     order_has_tracking, order_matches_number, order_numbers_in,
 };
+pub use pipeline::{
+    Pipeline, Processed, SkipReason, fingerprint, ingress_event_key, message_event_key,
+};
 pub use ports::{
-    ActionOutcome, Actions, Classification, Classifier, ClassifyRequest, Clock, Conversations,
-    Flags, IdGen, IntentScore, ModelOutput, Orders, Policy, PolicyInput, PortError, Queue,
-    RenderError, Renderer, StateStore, TemplateCatalog, TemplateInfo, Variables, Verifier,
-    VerifierInput, VerifierState, variable_present,
+    ActionOutcome, ActionRecord, Actions, AuditRecord, Classification, Classifier, ClassifyRequest,
+    Clock, Conversations, Delivery, Enqueued, EventClaim, Flags, IdGen, IntentScore, LedgerStatus,
+    ModelOutput, Orders, Policy, PolicyInput, PortError, Queue, RenderError, Renderer, StateStore,
+    TemplateCatalog, TemplateInfo, Variables, Verifier, VerifierInput, VerifierState,
+    variable_present,
 };
 pub use redact::{PiiKind, contains_pii, redact};
 pub use schema::{

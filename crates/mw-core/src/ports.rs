@@ -289,6 +289,15 @@ pub trait Actions: Send + Sync {
         action: &Action,
         idempotency_key: &str,
     ) -> Result<ActionOutcome, PortError>;
+
+    /// Whether the action already took effect (after a crash or a dropped response),
+    /// judged from the destination itself, never from our own ledger.
+    async fn already_applied(
+        &self,
+        conversation_id: &str,
+        action: &Action,
+        idempotency_key: &str,
+    ) -> Result<bool, PortError>;
 }
 
 /// Reads runtime flags.
@@ -298,23 +307,173 @@ pub trait Flags: Send + Sync {
     async fn flags(&self) -> Result<RuntimeFlags, PortError>;
 }
 
-/// Reads and records reply history (for reply limits).
+/// What claiming an event's idempotency record found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventClaim {
+    /// First time: process it.
+    New,
+    /// Claimed before but never completed (crash, error): process again; the action
+    /// ledger prevents repeated side effects.
+    Resume,
+    /// Already processed to completion: drop it.
+    Done,
+}
+
+/// State of one side effect in the action ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStatus {
+    /// Written before the call; the call's outcome is unknown.
+    Pending,
+    /// The call succeeded (or was found applied on reconcile).
+    Done,
+    /// The call failed for good.
+    Failed,
+}
+
+/// The result of one action, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// Action kind (`tags`, `assign`, `reply`, `close`).
+    pub kind: String,
+    /// Ledger key.
+    pub key: String,
+    /// `applied`, `already_applied`, `dry_run`, `skipped_shadow` or `failed: …`.
+    pub outcome: String,
+}
+
+/// One audit entry: everything decided about one event, with every reason.
+/// Never contains message text or reply bodies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Resolved event key.
+    pub event_key: String,
+    /// Conversation id.
+    pub conversation_id: String,
+    /// When it was decided.
+    pub at: DateTime<Utc>,
+    /// `live`, `dry_run`, `shadow`, or `skipped`.
+    pub mode: String,
+    /// Why it was skipped, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// The decision (reply body removed), when one was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::decision::Decision>,
+    /// What each action did.
+    #[serde(default)]
+    pub actions: Vec<ActionRecord>,
+}
+
+/// Idempotency records, reply history, the action ledger and the audit trail.
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    /// Conditionally creates the idempotency record of an event; `Conflict` when it
-    /// already exists.
-    async fn claim_event(&self, event_key: &str, fingerprint: &str) -> Result<(), PortError>;
+    /// Conditionally creates the idempotency record of an event (no message text:
+    /// only a payload fingerprint).
+    async fn claim_event(
+        &self,
+        event_key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EventClaim, PortError>;
+    /// Marks an event processed to completion.
+    async fn complete_event(
+        &self,
+        event_key: &str,
+        mode: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+    /// The classification stored with an event, if any (a retry never pays twice).
+    async fn stored_classification(
+        &self,
+        event_key: &str,
+    ) -> Result<Option<Classification>, PortError>;
+    /// Stores an event's classification.
+    async fn store_classification(
+        &self,
+        event_key: &str,
+        classification: &Classification,
+    ) -> Result<(), PortError>;
     /// Reply history of a conversation and its customer.
     async fn reply_history(
         &self,
         conversation_id: &str,
         customer_id: Option<&str>,
     ) -> Result<ReplyHistory, PortError>;
+    /// Records an automated reply.
+    async fn record_reply(
+        &self,
+        conversation_id: &str,
+        customer_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+    /// A ledger entry.
+    async fn ledger(&self, key: &str) -> Result<Option<LedgerStatus>, PortError>;
+    /// Writes a ledger entry.
+    async fn set_ledger(
+        &self,
+        key: &str,
+        status: LedgerStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+    /// Appends to a conversation's audit trail.
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), PortError>;
+    /// A conversation's audit trail, oldest first.
+    async fn audit_trail(&self, conversation_id: &str) -> Result<Vec<AuditRecord>, PortError>;
 }
 
-/// A durable FIFO-per-conversation queue.
+/// Whether an enqueue stored a new message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enqueued {
+    /// Stored.
+    Accepted,
+    /// A message with the same key is already queued: nothing stored.
+    Duplicate,
+}
+
+/// A message handed out by the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Handle for `ack`/`release`; valid until the visibility timeout.
+    pub receipt: String,
+    /// Ingress event key.
+    pub event_key: String,
+    /// Ordering group (conversation id).
+    pub group: String,
+    /// The validated webhook payload.
+    pub payload: Vec<u8>,
+    /// How many times it has been received (1 = first).
+    pub receive_count: u32,
+}
+
+/// A durable queue, FIFO per group, with visibility timeout and dead-letter queue.
 #[async_trait]
 pub trait Queue: Send + Sync {
-    /// Durably enqueues an event; returns when it is stored.
-    async fn enqueue(&self, group: &str, event_key: &str, payload: &[u8]) -> Result<(), PortError>;
+    /// Durably enqueues; returns once stored.
+    async fn enqueue(
+        &self,
+        group: &str,
+        event_key: &str,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Enqueued, PortError>;
+    /// Hands out up to `max` messages, at most one in flight per group.
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>, PortError>;
+    /// Deletes a processed message.
+    async fn ack(&self, receipt: &str) -> Result<(), PortError>;
+    /// Makes a message visible again after a failure (it moves to the dead-letter
+    /// queue once received too often).
+    async fn release(
+        &self,
+        receipt: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError>;
 }

@@ -1,0 +1,340 @@
+//! `mw serve`: the ingress on axum, the worker pool, `/healthz` and `/metrics`,
+//! graceful shutdown, and the data directory (lock, database, webhook token).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use chrono::Utc;
+use mw_core::{Actions, Classifier, Policy, Renderer, Verifier};
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use crate::dryrun::OutboxActions;
+use crate::ingress::{Ingress, Throttle};
+use crate::metrics::Metrics;
+use crate::sqlite::{Durability, SqliteStore};
+use crate::webhook::{AuthMode, MAX_BODY_BYTES, WebhookAuth};
+use crate::worker::{self, CachedFlags, Vendor, WorkerConfig, WorkerDeps};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory is unusable.
+    #[error("data directory {path}: {message}")]
+    DataDir {
+        /// Directory.
+        path: String,
+        /// What went wrong and what to do.
+        message: String,
+    },
+    /// The listen address is unusable.
+    #[error("cannot listen on {addr}: {message}")]
+    Listen {
+        /// Address.
+        addr: String,
+        /// OS message.
+        message: String,
+    },
+    /// The database could not be opened.
+    #[error("database: {0}")]
+    Store(#[from] mw_core::PortError),
+}
+
+/// Everything `mw serve` is configured with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory (database, token, lock).
+    pub data_dir: PathBuf,
+    /// Webhook secrets; empty ⇒ a generated token stored in the data directory.
+    pub webhook_tokens: Vec<String>,
+    /// Auth mode.
+    pub auth_mode: AuthMode,
+    /// Throttle; `None` disables it.
+    pub throttle: Option<Throttle>,
+    /// Worker tuning.
+    pub worker: WorkerConfig,
+    /// Receives before dead-lettering.
+    pub max_receives: u32,
+    /// Base retry delay after a failure.
+    pub retry_delay: Duration,
+    /// Flags cache lifetime.
+    pub flags_cache: Duration,
+    /// Commit durability.
+    pub durability: Durability,
+    /// How long shutdown waits for in-flight events.
+    pub shutdown_grace: Duration,
+}
+
+/// The decision components and vendors `mw serve` runs with.
+pub struct Components {
+    /// Classifier.
+    pub classifier: Arc<dyn Classifier>,
+    /// Verifier.
+    pub verifier: Arc<dyn Verifier>,
+    /// Tier policy.
+    pub policy: Arc<dyn Policy>,
+    /// Renderer.
+    pub renderer: Arc<dyn Renderer>,
+    /// Conversations and orders.
+    pub vendor: Vendor,
+    /// Actions; `None` ⇒ the dry-run outbox.
+    pub actions: Option<Arc<dyn Actions>>,
+}
+
+/// The database file inside a data directory.
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("mw.sqlite3")
+}
+
+/// The file holding the address of a running server.
+pub fn address_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("serve.addr")
+}
+
+/// The generated webhook token file.
+pub fn token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("webhook_token")
+}
+
+fn data_dir_error(path: &Path, message: impl Into<String>) -> ServeError {
+    ServeError::DataDir {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// Reads the generated token, creating it (random, mode 0600) on first use.
+/// Returns the token and whether it was just created.
+pub fn ensure_token(data_dir: &Path) -> Result<(String, bool), ServeError> {
+    let path = token_path(data_dir);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let token = existing.trim().to_owned();
+        if !token.is_empty() {
+            return Ok((token, false));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|error| {
+        data_dir_error(data_dir, format!("no OS randomness for a token: {error}"))
+    })?;
+    let token = hex::encode(bytes);
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|error| {
+            data_dir_error(
+                data_dir,
+                format!("cannot write {}: {error}", path.display()),
+            )
+        })?;
+    file.write_all(token.as_bytes())
+        .map_err(|error| data_dir_error(data_dir, error.to_string()))?;
+    Ok((token, true))
+}
+
+/// Opens the database of a data directory (for the CLI's other commands).
+pub fn open_store(data_dir: &Path) -> Result<SqliteStore, ServeError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|error| data_dir_error(data_dir, error.to_string()))?;
+    Ok(SqliteStore::open(
+        &database_path(data_dir),
+        Durability::Full,
+    )?)
+}
+
+#[derive(Clone)]
+struct AppState {
+    ingress: Arc<Ingress>,
+    metrics: Arc<Metrics>,
+    store: Arc<SqliteStore>,
+}
+
+async fn webhook(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> impl IntoResponse {
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
+        Ok(bytes) => bytes,
+        Err(_) => Bytes::from(vec![0u8; MAX_BODY_BYTES + 1]),
+    };
+    let response = state
+        .ingress
+        .handle(http::Request::from_parts(parts, bytes))
+        .await;
+    let (parts, body) = response.into_parts();
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.stats(Utc::now()) {
+        Ok(stats) => (
+            http::StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok", "queue": stats})),
+        ),
+        Err(error) => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "error", "error": error.to_string()})),
+        ),
+    }
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
+    let stats = state.store.stats(Utc::now()).unwrap_or_default();
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(stats),
+    )
+}
+
+/// Runs until `shutdown` resolves, then stops taking work, lets in-flight events
+/// finish (or releases them after the grace period) and returns.
+pub async fn serve(
+    config: ServeConfig,
+    components: Components,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|error| data_dir_error(data_dir, error.to_string()))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join("mw.lock"))
+        .map_err(|error| data_dir_error(data_dir, error.to_string()))?;
+    if lock.try_lock().is_err() {
+        return Err(data_dir_error(
+            data_dir,
+            "another `mw serve` is using this data directory; stop it or choose another MW_DATA_DIR",
+        ));
+    }
+    let secrets = if config.webhook_tokens.is_empty() {
+        let (token, created) = ensure_token(data_dir)?;
+        let path = token_path(data_dir);
+        if created {
+            info!(path = %path.display(), "no webhook token configured: generated one (send it in the x-richpanel-webhook-token header)");
+        } else {
+            info!(path = %path.display(), "no webhook token configured: using the generated one");
+        }
+        vec![token]
+    } else {
+        config.webhook_tokens.clone()
+    };
+    let db = database_path(data_dir);
+    let ingress_store = Arc::new(SqliteStore::open(&db, config.durability)?);
+    let worker_store = Arc::new(
+        SqliteStore::open(&db, config.durability)?
+            .with_max_receives(config.max_receives)
+            .with_retry_delay(config.retry_delay),
+    );
+    let released = worker_store.release_in_flight()?;
+    if released > 0 {
+        info!(released, "released events left in flight by a previous run");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let wake = Arc::new(Notify::new());
+    let ingress = Ingress::new(
+        WebhookAuth::new(config.auth_mode.clone(), &secrets),
+        ingress_store.clone(),
+        config.throttle,
+        metrics.clone(),
+    )
+    .with_wake(wake.clone());
+    let dry_run = components.actions.is_none();
+    let actions: Arc<dyn Actions> = components
+        .actions
+        .unwrap_or_else(|| Arc::new(OutboxActions::new(worker_store.clone())));
+    let deps = Arc::new(WorkerDeps {
+        queue: worker_store.clone(),
+        state: worker_store.clone(),
+        flags: Arc::new(CachedFlags::new(worker_store.clone(), config.flags_cache)),
+        vendor: components.vendor,
+        actions,
+        classifier: components.classifier,
+        verifier: components.verifier,
+        policy: components.policy,
+        renderer: components.renderer,
+        mode: if dry_run { "dry_run" } else { "live" },
+        metrics: metrics.clone(),
+        wake,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = tokio::spawn(worker::run(deps, config.worker, stop_rx.clone()));
+    let sweeper_store = worker_store.clone();
+    let mut sweeper_stop = stop_rx.clone();
+    let sweeper = tokio::spawn(async move {
+        loop {
+            if let Err(error) = sweeper_store.sweep(Utc::now()) {
+                warn!(error = %error, "TTL sweep failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = sweeper_stop.changed() => break,
+            }
+        }
+    });
+    let state = AppState {
+        ingress: Arc::new(ingress),
+        metrics,
+        store: ingress_store,
+    };
+    let app = Router::new()
+        .route("/webhook/richpanel", post(webhook))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_handler))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| ServeError::Listen {
+            addr: config.listen.to_string(),
+            message: error.to_string(),
+        })?;
+    let local = listener.local_addr().map_err(|error| ServeError::Listen {
+        addr: config.listen.to_string(),
+        message: error.to_string(),
+    })?;
+    let _ = std::fs::write(address_path(data_dir), local.to_string());
+    info!(addr = %local, mode = if dry_run { "dry_run" } else { "live" }, "mw serve listening");
+    println!(
+        "mw serve listening on http://{local} ({})",
+        if dry_run { "dry-run outbox" } else { "live" }
+    );
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let result = server.await;
+    info!("shutting down: no new work; finishing in-flight events");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(config.shutdown_grace, workers)
+        .await
+        .is_err()
+    {
+        warn!("in-flight events did not finish in time; releasing them for the next run");
+        let _ = worker_store.release_in_flight();
+    }
+    let _ = sweeper.await;
+    let _ = std::fs::remove_file(address_path(data_dir));
+    drop(lock);
+    result.map_err(|error| ServeError::Listen {
+        addr: local.to_string(),
+        message: error.to_string(),
+    })
+}
