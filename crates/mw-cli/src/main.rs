@@ -78,6 +78,71 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Run the service: webhook ingress, durable queue, workers (SQLite, rules
+    /// classifier, dry-run outbox unless Richpanel is configured).
+    Serve {
+        /// Config file (YAML) with any of the settings below; command line and MW_*
+        /// environment variables take precedence.
+        #[arg(long, env = "MW_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        settings: mw_cli::serve::ServeSettings,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Post each JSONL event to the running ingress of the data directory (or to an
+    /// in-process one when none runs), wait until all are processed, print a summary.
+    Replay {
+        /// JSONL file, one webhook body per line.
+        file: PathBuf,
+        /// Ingress base URL (default: the running server of the data directory).
+        #[arg(long)]
+        url: Option<String>,
+        /// Webhook token (default: MW_WEBHOOK_TOKENS or the generated token).
+        #[arg(long, env = "MW_WEBHOOK_TOKENS", value_delimiter = ',', hide_env_values = true)]
+        token: Vec<String>,
+        /// Longest wait for processing, seconds.
+        #[arg(long, default_value_t = 300)]
+        wait_secs: u64,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDirArg,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Runtime flags (kill switch, channels, templates).
+    Flags {
+        #[command(subcommand)]
+        command: FlagsCommand,
+    },
+    /// The dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// The decision trail of a conversation (redacted).
+    Audit {
+        /// Conversation id.
+        conversation_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// The dry-run outbox: the actions that would have gone to Richpanel.
+    Outbox {
+        /// Only this conversation.
+        #[arg(long)]
+        conversation: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
     /// Template catalog tools.
     Templates {
         #[command(subcommand)]
@@ -87,6 +152,51 @@ enum Command {
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct DataDirArg {
+    /// Data directory of the service.
+    #[arg(long, env = "MW_DATA_DIR", default_value = "./mw-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum FlagsCommand {
+    /// Print the effective runtime flags.
+    Get {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Set a flag: safe_mode, automation_enabled, shadow_mode, channel.<name> or
+    /// template.<id>, to true or false. A running server applies it within 30 s.
+    Set {
+        /// The flag.
+        key: String,
+        /// true or false.
+        value: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead-lettered events with their last error (no payloads).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Move dead-lettered events back to the queue: the given event keys, or all.
+    Redrive {
+        /// Event keys (all when none is given).
+        event_keys: Vec<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
     },
 }
 
@@ -114,6 +224,14 @@ enum RulesCommand {
 
 #[derive(Debug, thiserror::Error)]
 enum CliError {
+    #[error(transparent)]
+    Ops(#[from] mw_cli::ops::OpsError),
+    #[error(transparent)]
+    Settings(#[from] mw_cli::serve::SettingsError),
+    #[error(transparent)]
+    Serve(#[from] mw_adapters::ServeError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
     #[error(transparent)]
     Engine(#[from] mw_cli::EngineError),
     #[error("cannot read {0}: {1}")]
@@ -211,8 +329,129 @@ fn print_report(report: &Report, details: bool) {
     );
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)
+}
+
+fn init_logs(format: mw_cli::serve::LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        mw_cli::serve::LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        mw_cli::serve::LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+fn print(text: String) -> Result<ExitCode, CliError> {
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Serve { config, settings, data } => {
+            let settings = settings.merged_with_file(config.as_deref())?;
+            init_logs(settings.log_format.unwrap_or(mw_cli::serve::LogFormat::Json), settings.log.as_deref().unwrap_or("info"));
+            let engine = Engine::load(data.rules.as_deref(), data.templates.as_deref(), data.policy.as_deref())?;
+            let serve_config = settings.config()?;
+            let components = settings.components(engine)?;
+            runtime()?.block_on(mw_adapters::serve(serve_config, components, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { file, url, token, wait_secs, json, dir, data } => {
+            let runtime = runtime()?;
+            let running = match url {
+                Some(url) => {
+                    let token = token.first().cloned().or_else(|| {
+                        std::fs::read_to_string(mw_adapters::server::token_path(&dir.data_dir)).ok().map(|t| t.trim().to_owned())
+                    });
+                    Some(mw_cli::ops::ReplayTarget { url, token: token.unwrap_or_default() })
+                }
+                None => mw_cli::ops::running_target(&dir.data_dir, &token),
+            };
+            let lines = std::fs::read_to_string(&file).map(|t| t.lines().filter(|l| !l.trim().is_empty()).count()).unwrap_or(0);
+            let bar = if std::io::stderr().is_terminal() { ProgressBar::new(lines as u64) } else { ProgressBar::hidden() };
+            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} events posted") {
+                bar.set_style(style);
+            }
+            let summary = runtime.block_on(async {
+                let (target, server) = match running {
+                    Some(target) => (target, None),
+                    None => {
+                        eprintln!("no server is running for {}; starting one in-process", dir.data_dir.display());
+                        let engine = Engine::load(data.rules.as_deref(), data.templates.as_deref(), data.policy.as_deref())?;
+                        let settings = mw_cli::serve::ServeSettings {
+                            listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+                            data_dir: Some(dir.data_dir.clone()),
+                            webhook_tokens: (!token.is_empty()).then(|| token.clone()),
+                            rate_limit_per_sec: Some(0),
+                            ..Default::default()
+                        };
+                        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                        let config = settings.config()?;
+                        let components = settings.components(engine)?;
+                        let server = tokio::spawn(mw_adapters::serve(config, components, async move {
+                            let _ = stopped.await;
+                        }));
+                        let mut target = None;
+                        for _ in 0..100 {
+                            if let Some(found) = mw_cli::ops::running_target(&dir.data_dir, &token) {
+                                target = Some(found);
+                                break;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                        let target = target.ok_or_else(|| CliError::Input("the in-process server did not start".into()))?;
+                        (target, Some((stop, server)))
+                    }
+                };
+                let summary = mw_cli::ops::replay(&dir.data_dir, &file, &target, std::time::Duration::from_secs(wait_secs), || bar.inc(1)).await?;
+                if let Some((stop, server)) = server {
+                    let _ = stop.send(());
+                    if let Ok(result) = server.await {
+                        result?;
+                    }
+                }
+                Ok::<_, CliError>(summary)
+            })?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+            } else {
+                print!("{}", mw_cli::ops::render_summary(&summary));
+            }
+            let complete = summary.still_queued == 0 && summary.errors == 0;
+            Ok(if complete { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Flags { command: FlagsCommand::Get { dir } } => print(mw_cli::ops::flags_get(&dir.data_dir)?),
+        Command::Flags { command: FlagsCommand::Set { key, value, dir } } => {
+            print(mw_cli::ops::flags_set(&dir.data_dir, &key, &value)?)
+        }
+        Command::Dlq { command: DlqCommand::List { json, dir } } => print(mw_cli::ops::dlq_list(&dir.data_dir, json)?),
+        Command::Dlq { command: DlqCommand::Redrive { event_keys, dir } } => {
+            print(mw_cli::ops::dlq_redrive(&dir.data_dir, &event_keys)?)
+        }
+        Command::Audit { conversation_id, json, dir } => {
+            print(runtime()?.block_on(mw_cli::ops::audit(&dir.data_dir, &conversation_id, json))?)
+        }
+        Command::Outbox { conversation, json, dir } => {
+            print(mw_cli::ops::outbox(&dir.data_dir, conversation.as_deref(), json)?)
+        }
         Command::Eval {
             file,
             classifier,

@@ -1,0 +1,228 @@
+//! `mw serve` settings (command line > `MW_*` environment > config file > defaults)
+//! and start-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use mw_adapters::dryrun::ConversationFile;
+use mw_adapters::worker::{Vendor, WorkerConfig};
+use mw_adapters::{AuthMode, Components, Durability, ServeConfig, Throttle};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, EngineError};
+
+/// How webhook callers authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthModeArg {
+    /// Static token in a header (`--token-header`).
+    Token,
+    /// HMAC-SHA256 of `timestamp.body` in `X-Signature`, Unix time in `X-Timestamp`.
+    Hmac,
+    /// Token in the URL query: `?token=…`.
+    Url,
+}
+
+/// Commit durability of the embedded database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilityArg {
+    /// Survives power loss (fsync on every commit).
+    Full,
+    /// Survives a process crash, not power loss (faster).
+    Normal,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Text,
+}
+
+/// Every `mw serve` setting. Each can come from the command line, an `MW_*`
+/// environment variable or the config file (`--config`), in that order of
+/// precedence; the default applies otherwise.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "MW_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory: database, generated token, lock [default: ./mw-data].
+    #[arg(long, env = "MW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Webhook secrets, comma-separated; several may be active at once for rotation.
+    /// Without any, the first start generates a token into the data directory.
+    #[arg(long, env = "MW_WEBHOOK_TOKENS", value_delimiter = ',')]
+    pub webhook_tokens: Option<Vec<String>>,
+    /// How callers authenticate [default: token].
+    #[arg(long, env = "MW_AUTH_MODE", value_enum)]
+    pub auth_mode: Option<AuthModeArg>,
+    /// Header carrying the token in token mode [default: x-richpanel-webhook-token].
+    #[arg(long, env = "MW_TOKEN_HEADER")]
+    pub token_header: Option<String>,
+    /// Accepted clock skew in HMAC mode, seconds [default: 300].
+    #[arg(long, env = "MW_HMAC_WINDOW_SECS")]
+    pub hmac_window_secs: Option<i64>,
+    /// Ingress throttle, requests per second; 0 disables [default: 100].
+    #[arg(long, env = "MW_RATE_LIMIT_PER_SEC")]
+    pub rate_limit_per_sec: Option<u32>,
+    /// Ingress throttle burst [default: 200].
+    #[arg(long, env = "MW_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
+    /// Concurrent worker tasks [default: 4].
+    #[arg(long, env = "MW_WORKERS")]
+    pub workers: Option<usize>,
+    /// Queue visibility timeout, seconds [default: 180].
+    #[arg(long, env = "MW_VISIBILITY_SECS")]
+    pub visibility_secs: Option<u64>,
+    /// Receives before an event goes to the dead-letter queue [default: 5].
+    #[arg(long, env = "MW_MAX_RECEIVES")]
+    pub max_receives: Option<u32>,
+    /// Base delay before a failed event is retried, ms (× attempt) [default: 1000].
+    #[arg(long, env = "MW_RETRY_DELAY_MS")]
+    pub retry_delay_ms: Option<u64>,
+    /// Longest processing time of one event, seconds [default: 60].
+    #[arg(long, env = "MW_EVENT_TIMEOUT_SECS")]
+    pub event_timeout_secs: Option<u64>,
+    /// Runtime flags cache, seconds, at most 30 [default: 30].
+    #[arg(long, env = "MW_FLAGS_CACHE_SECS")]
+    pub flags_cache_secs: Option<u64>,
+    /// Commit durability [default: full].
+    #[arg(long, env = "MW_SQLITE_DURABILITY", value_enum)]
+    pub durability: Option<DurabilityArg>,
+    /// Dry-run conversations (JSONL: id, channel, customer, messages, order) for
+    /// events whose payload carries no text.
+    #[arg(long, env = "MW_CONVERSATIONS_FILE")]
+    pub conversations_file: Option<PathBuf>,
+    /// How long shutdown waits for in-flight events, seconds [default: 20].
+    #[arg(long, env = "MW_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+    /// Log format [default: json].
+    #[arg(long, env = "MW_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `mw_adapters=debug` [default: info].
+    #[arg(long, env = "MW_LOG")]
+    pub log: Option<String>,
+    /// Richpanel API key: not supported by this build yet (actions go to the dry-run
+    /// outbox); set only when the Richpanel client is available.
+    #[arg(long, env = "MW_RICHPANEL_API_KEY", hide_env_values = true)]
+    #[serde(skip_serializing)]
+    pub richpanel_api_key: Option<String>,
+}
+
+/// Why `mw serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The config file is unreadable or invalid.
+    #[error("config file {path}: {message}")]
+    Config {
+        /// File.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A setting is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The decision engine could not load.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl ServeSettings {
+    /// Settings given on the command line or in the environment override the file.
+    pub fn merged_with_file(self, file: Option<&std::path::Path>) -> Result<ServeSettings, SettingsError> {
+        let Some(path) = file else { return Ok(self) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| SettingsError::Config { path: path.display().to_string(), message: error.to_string() })?;
+        let from_file: ServeSettings = serde_norway::from_str(&text)
+            .map_err(|error| SettingsError::Config { path: path.display().to_string(), message: error.to_string() })?;
+        let mut merged = serde_json::to_value(&from_file).unwrap_or_default();
+        if let (Some(target), Ok(serde_json::Value::Object(ours))) = (merged.as_object_mut(), serde_json::to_value(&self)) {
+            for (key, value) in ours {
+                if !value.is_null() {
+                    target.insert(key, value);
+                }
+            }
+        }
+        let mut settings: ServeSettings = serde_json::from_value(merged)
+            .map_err(|error| SettingsError::Config { path: path.display().to_string(), message: error.to_string() })?;
+        settings.richpanel_api_key = self.richpanel_api_key;
+        Ok(settings)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("./mw-data"))
+    }
+
+    /// The server configuration.
+    pub fn config(&self) -> Result<ServeConfig, SettingsError> {
+        let flags_cache = self.flags_cache_secs.unwrap_or(30);
+        if flags_cache > 30 {
+            return Err(SettingsError::Invalid("flags_cache_secs must be at most 30 (flags take effect within 30 s)".into()));
+        }
+        let auth_mode = match self.auth_mode.unwrap_or(AuthModeArg::Token) {
+            AuthModeArg::Token => AuthMode::Token { header: self.token_header.clone().unwrap_or_else(|| "x-richpanel-webhook-token".into()) },
+            AuthModeArg::Hmac => AuthMode::Hmac { window_secs: self.hmac_window_secs.unwrap_or(300) },
+            AuthModeArg::Url => AuthMode::UrlToken,
+        };
+        let tokens: Vec<String> =
+            self.webhook_tokens.clone().unwrap_or_default().into_iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+        if tokens.is_empty() && !matches!(auth_mode, AuthMode::Token { .. }) {
+            return Err(SettingsError::Invalid("HMAC and URL-token modes need MW_WEBHOOK_TOKENS (the shared secrets)".into()));
+        }
+        let per_second = self.rate_limit_per_sec.unwrap_or(100);
+        Ok(ServeConfig {
+            listen: self.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: self.data_dir(),
+            webhook_tokens: tokens,
+            auth_mode,
+            throttle: (per_second > 0).then(|| Throttle { per_second, burst: self.rate_limit_burst.unwrap_or(200) }),
+            worker: WorkerConfig {
+                concurrency: self.workers.unwrap_or(4).max(1),
+                visibility: Duration::from_secs(self.visibility_secs.unwrap_or(180).max(1)),
+                idle_poll: Duration::from_millis(500),
+                event_timeout: Duration::from_secs(self.event_timeout_secs.unwrap_or(60).max(1)),
+            },
+            max_receives: self.max_receives.unwrap_or(5).max(1),
+            retry_delay: Duration::from_millis(self.retry_delay_ms.unwrap_or(1000)),
+            flags_cache: Duration::from_secs(flags_cache),
+            durability: match self.durability.unwrap_or(DurabilityArg::Full) {
+                DurabilityArg::Full => Durability::Full,
+                DurabilityArg::Normal => Durability::Normal,
+            },
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.unwrap_or(20)),
+        })
+    }
+
+    /// The components: the embedded engine, dry-run vendor and outbox.
+    pub fn components(&self, engine: Engine) -> Result<Components, SettingsError> {
+        if self.richpanel_api_key.as_deref().is_some_and(|key| !key.trim().is_empty()) {
+            return Err(SettingsError::Invalid(
+                "MW_RICHPANEL_API_KEY is set, but this build has no Richpanel client yet; unset it to run with the dry-run outbox".into(),
+            ));
+        }
+        let file = match &self.conversations_file {
+            Some(path) => ConversationFile::load(path).map_err(SettingsError::Invalid)?,
+            None => ConversationFile::default(),
+        };
+        let Engine { policy, catalog, rules, verifier } = engine;
+        Ok(Components {
+            classifier: Arc::new(rules),
+            verifier: Arc::new(verifier),
+            policy: Arc::new(policy),
+            renderer: Arc::new(catalog),
+            vendor: Vendor::DryRun(Arc::new(file)),
+            actions: None,
+        })
+    }
+}
