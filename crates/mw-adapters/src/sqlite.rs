@@ -83,9 +83,11 @@ CREATE TABLE IF NOT EXISTS audit (
     event_key TEXT NOT NULL,
     at INTEGER NOT NULL,
     record TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    decided INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS audit_conversation ON audit(conversation_id, id);
+CREATE INDEX IF NOT EXISTS audit_event ON audit(event_key);
 CREATE TABLE IF NOT EXISTS flags (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -727,12 +729,16 @@ impl StateStore for SqliteStore {
         let at = millis(record.at);
         self.with(|conn| {
             let tx = conn.transaction()?;
+            if record.decision.is_some() {
+                // A retried event (crash between audit and completion) replaces its
+                // earlier decision record: one decision per event.
+                tx.execute("DELETE FROM audit WHERE event_key = ?1 AND decided = 1", [&record.event_key])?;
+            }
             tx.execute(
-                "INSERT INTO audit (conversation_id, event_key, at, record, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![record.conversation_id, record.event_key, at, json, millis(record.at + AUDIT_TTL)],
+                "INSERT INTO audit (conversation_id, event_key, at, record, expires_at, decided) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![record.conversation_id, record.event_key, at, json, millis(record.at + AUDIT_TTL), record.decision.is_some()],
             )?;
             if let Some(decision) = &record.decision {
-                let label = |value: &dyn erased::Label| value.label();
                 tx.execute(
                     "INSERT INTO conversation_state (conversation_id, last_intent, last_team, last_tier, tier0, updated_at, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -743,7 +749,7 @@ impl StateStore for SqliteStore {
                         record.conversation_id,
                         decision.primary_intent.as_str(),
                         decision.team_name,
-                        label(&decision.tier),
+                        serde_json::to_value(decision.tier).ok().and_then(|v| v.as_str().map(str::to_owned)),
                         decision.tier == mw_core::AppliedTier::Tier0,
                         at,
                         millis(record.at + CONVERSATION_TTL)
@@ -766,20 +772,5 @@ impl StateStore for SqliteStore {
             .iter()
             .filter_map(|row| serde_json::from_str(row).ok())
             .collect())
-    }
-}
-
-mod erased {
-    /// The serde string form of a unit enum.
-    pub trait Label {
-        fn label(&self) -> String;
-    }
-    impl<T: serde::Serialize> Label for T {
-        fn label(&self) -> String {
-            serde_json::to_value(self)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        }
     }
 }
