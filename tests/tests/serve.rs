@@ -1,7 +1,12 @@
 //! `mw serve` in-process: a real SQLite file, real HTTP on 127.0.0.1. Every ingress
 //! status code (checked against schemas/openapi.yaml), token rotation, HMAC replay
 //! window, duplicate deliveries, per-conversation order, kill switch, unreadable flags.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,10 +14,10 @@ use std::time::Duration;
 
 use mw_adapters::server::open_store;
 use mw_adapters::{SqliteStore, WebhookAuth};
-use mw_cli::serve::{AuthModeArg, LogFormat, ServeSettings};
 use mw_cli::Engine;
+use mw_cli::serve::{AuthModeArg, LogFormat, ServeSettings};
 use mw_core::StateStore;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 struct Server {
@@ -24,7 +29,10 @@ struct Server {
 }
 
 fn tempdir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let dir = std::env::temp_dir().join(format!("mw-serve-{name}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -54,7 +62,13 @@ async fn start(name: &str, tweak: impl FnOnce(&mut ServeSettings)) -> Server {
     for _ in 0..200 {
         if let Ok(addr) = std::fs::read_to_string(&address) {
             let store = Arc::new(open_store(&data_dir).unwrap());
-            return Server { url: format!("http://{}", addr.trim()), data_dir, store, stop: Some(stop), task };
+            return Server {
+                url: format!("http://{}", addr.trim()),
+                data_dir,
+                store,
+                stop: Some(stop),
+                task,
+            };
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -63,7 +77,9 @@ async fn start(name: &str, tweak: impl FnOnce(&mut ServeSettings)) -> Server {
 
 impl Server {
     async fn post(&self, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
-        let mut request = reqwest::Client::new().post(format!("{}/webhook/richpanel", self.url)).body(body.to_owned());
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/webhook/richpanel", self.url))
+            .body(body.to_owned());
         for (name, value) in headers {
             request = request.header(*name, value);
         }
@@ -73,7 +89,11 @@ impl Server {
     }
 
     async fn post_token(&self, body: &Value) -> (u16, Value) {
-        self.post(&body.to_string(), &[("x-richpanel-webhook-token", "tok-a".into())]).await
+        self.post(
+            &body.to_string(),
+            &[("x-richpanel-webhook-token", "tok-a".into())],
+        )
+        .await
     }
 
     async fn drain(&self) {
@@ -88,7 +108,13 @@ impl Server {
     }
 
     fn replies(&self, conversation: &str) -> Vec<Value> {
-        self.store.outbox(Some(conversation)).unwrap().into_iter().filter(|e| e.kind == "reply").map(|e| e.action).collect()
+        self.store
+            .outbox(Some(conversation))
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "reply")
+            .map(|e| e.action)
+            .collect()
     }
 
     async fn stop(mut self) {
@@ -107,13 +133,20 @@ fn damaged(conversation: &str, message: &str) -> Value {
 fn check_openapi(path: &str, method: &str, status: u16, body: &Value) {
     let text = std::fs::read_to_string(mw_tests::repo_root().join("schemas/openapi.yaml")).unwrap();
     let doc: Value = serde_norway::from_str(&text).unwrap();
-    let schema = &doc["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]["schema"];
-    assert!(!schema.is_null(), "openapi.yaml documents no JSON body for {method} {path} {status}");
+    let schema = &doc["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]
+        ["schema"];
+    assert!(
+        !schema.is_null(),
+        "openapi.yaml documents no JSON body for {method} {path} {status}"
+    );
     let mut root = schema.as_object().cloned().unwrap();
     root.insert("components".into(), doc["components"].clone());
     let validator = jsonschema::validator_for(&Value::Object(root)).unwrap();
     let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{method} {path} {status} {body} violates openapi.yaml: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status} {body} violates openapi.yaml: {errors:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,29 +158,77 @@ async fn every_ingress_status_code_matches_the_contract_and_the_openapi_spec() {
         (200, server.post(&body, &token).await),
         (200, server.post(&body, &token).await),
         (400, server.post("{not json", &token).await),
-        (400, server.post(r#"{"text":"no conversation id"}"#, &token).await),
-        (400, server.post(r#"{"ticket_id":"../etc/passwd"}"#, &token).await),
+        (
+            400,
+            server
+                .post(r#"{"text":"no conversation id"}"#, &token)
+                .await,
+        ),
+        (
+            400,
+            server
+                .post(r#"{"ticket_id":"../etc/passwd"}"#, &token)
+                .await,
+        ),
         (401, server.post(&body, &[]).await),
-        (401, server.post(&body, &[("x-richpanel-webhook-token", "wrong".into())]).await),
-        (413, server.post(&json!({"ticket_id": "t_big", "text": "x".repeat(40_000)}).to_string(), &token).await),
+        (
+            401,
+            server
+                .post(&body, &[("x-richpanel-webhook-token", "wrong".into())])
+                .await,
+        ),
+        (
+            413,
+            server
+                .post(
+                    &json!({"ticket_id": "t_big", "text": "x".repeat(40_000)}).to_string(),
+                    &token,
+                )
+                .await,
+        ),
     ];
     for (expected, (status, response)) in &cases {
         assert_eq!(status, expected, "{response}");
         check_openapi("/webhook/richpanel", "post", *status, response);
     }
-    assert_eq!(cases[0].1 .1["status"], "accepted");
-    assert_eq!(cases[1].1 .1["status"], "duplicate");
-    assert!(cases[2].1 .1["error"].as_str().unwrap().contains("not valid JSON"));
-    assert_eq!(cases[5].1 .1, json!({"status": "unauthorized"}), "401 carries no detail");
+    assert_eq!(cases[0].1.1["status"], "accepted");
+    assert_eq!(cases[1].1.1["status"], "duplicate");
+    assert!(
+        cases[2].1.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    assert_eq!(
+        cases[5].1.1,
+        json!({"status": "unauthorized"}),
+        "401 carries no detail"
+    );
 
-    let health = reqwest::get(format!("{}/healthz", server.url)).await.unwrap();
+    let health = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .unwrap();
     assert_eq!(health.status().as_u16(), 200);
     check_openapi("/healthz", "get", 200, &health.json().await.unwrap());
     server.drain().await;
-    let metrics = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("mw_events_accepted_total{result=\"accepted\"} 1"), "{metrics}");
-    assert!(metrics.contains("mw_events_rejected_total{reason=\"unauthorized\"} 2"), "{metrics}");
-    assert!(metrics.contains("mw_decisions_total{tier=\"tier_1\"} 1"), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mw_events_accepted_total{result=\"accepted\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mw_events_rejected_total{reason=\"unauthorized\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mw_decisions_total{tier=\"tier_1\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("mw_queue_depth"), "{metrics}");
     server.stop().await;
 
@@ -168,8 +249,14 @@ async fn every_ingress_status_code_matches_the_contract_and_the_openapi_spec() {
 async fn two_active_tokens_rotate_without_downtime() {
     let server = start("rotate", |_| {}).await;
     for (token, expected) in [("tok-a", 200), ("tok-b", 200), ("tok-c", 401), ("", 401)] {
-        let (status, _) = server.post(&damaged("t_rot", token).to_string().replace("\"message_id\":\"\"", "\"message_id\":\"x\""),
-            &[("x-richpanel-webhook-token", token.into())]).await;
+        let (status, _) = server
+            .post(
+                &damaged("t_rot", token)
+                    .to_string()
+                    .replace("\"message_id\":\"\"", "\"message_id\":\"x\""),
+                &[("x-richpanel-webhook-token", token.into())],
+            )
+            .await;
         assert_eq!(status, expected, "token {token:?}");
     }
     server.stop().await;
@@ -185,16 +272,60 @@ async fn hmac_signatures_outside_the_window_or_tampered_are_rejected() {
     let body = damaged("t_hmac", "m1").to_string();
     let now = chrono::Utc::now().timestamp();
     let signed = |timestamp: i64, secret: &str, body: &str| {
-        vec![("x-timestamp", timestamp.to_string()), ("x-signature", WebhookAuth::sign(secret, timestamp, body.as_bytes()))]
+        vec![
+            ("x-timestamp", timestamp.to_string()),
+            (
+                "x-signature",
+                WebhookAuth::sign(secret, timestamp, body.as_bytes()),
+            ),
+        ]
     };
-    assert_eq!(server.post(&body, &signed(now, "s3cret", &body)).await.0, 200);
-    assert_eq!(server.post(&body, &signed(now, "old-secret", &body)).await.0, 200, "both secrets are active");
-    assert_eq!(server.post(&body, &signed(now - 400, "s3cret", &body)).await.0, 401, "replay outside ±5 min");
-    assert_eq!(server.post(&body, &signed(now + 400, "s3cret", &body)).await.0, 401);
+    assert_eq!(
+        server.post(&body, &signed(now, "s3cret", &body)).await.0,
+        200
+    );
+    assert_eq!(
+        server
+            .post(&body, &signed(now, "old-secret", &body))
+            .await
+            .0,
+        200,
+        "both secrets are active"
+    );
+    assert_eq!(
+        server
+            .post(&body, &signed(now - 400, "s3cret", &body))
+            .await
+            .0,
+        401,
+        "replay outside ±5 min"
+    );
+    assert_eq!(
+        server
+            .post(&body, &signed(now + 400, "s3cret", &body))
+            .await
+            .0,
+        401
+    );
     let tampered = body.replace("cracked", "fine");
-    assert_eq!(server.post(&tampered, &signed(now, "s3cret", &body)).await.0, 401);
-    assert_eq!(server.post(&body, &signed(now, "wrong", &body)).await.0, 401);
-    assert_eq!(server.post(&body, &[("x-richpanel-webhook-token", "s3cret".into())]).await.0, 401);
+    assert_eq!(
+        server
+            .post(&tampered, &signed(now, "s3cret", &body))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        server.post(&body, &signed(now, "wrong", &body)).await.0,
+        401
+    );
+    assert_eq!(
+        server
+            .post(&body, &[("x-richpanel-webhook-token", "s3cret".into())])
+            .await
+            .0,
+        401
+    );
     server.stop().await;
 }
 
@@ -204,7 +335,9 @@ async fn duplicate_and_concurrent_deliveries_are_processed_once() {
     let mut posts = Vec::new();
     for _ in 0..8 {
         let server = server.clone();
-        posts.push(tokio::spawn(async move { server.post_token(&damaged("t_dup", "m1")).await.0 }));
+        posts.push(tokio::spawn(async move {
+            server.post_token(&damaged("t_dup", "m1")).await.0
+        }));
     }
     for post in posts {
         assert_eq!(post.await.unwrap(), 200);
@@ -238,8 +371,17 @@ async fn per_conversation_order_is_kept_under_concurrency() {
     }
     server.drain().await;
     for conversation in ["t_a", "t_b", "t_c"] {
-        let keys: Vec<String> = server.store.audit_trail(conversation).await.unwrap().into_iter().map(|r| r.event_key).collect();
-        let expected: Vec<String> = (1..=12).map(|m| format!("evt:rp:{conversation}:m{m:02}")).collect();
+        let keys: Vec<String> = server
+            .store
+            .audit_trail(conversation)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event_key)
+            .collect();
+        let expected: Vec<String> = (1..=12)
+            .map(|m| format!("evt:rp:{conversation}:m{m:02}"))
+            .collect();
         assert_eq!(keys, expected);
     }
     server.stop().await;
@@ -256,20 +398,40 @@ async fn the_kill_switch_takes_effect_without_a_restart() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     server.post_token(&damaged("t_k2", "m1")).await;
     server.drain().await;
-    assert!(server.replies("t_k2").is_empty(), "safe mode: no customer message");
+    assert!(
+        server.replies("t_k2").is_empty(),
+        "safe mode: no customer message"
+    );
     let tags = server.store.outbox(Some("t_k2")).unwrap();
     assert_eq!(tags.len(), 1, "still tagged and routed");
     let trail = server.store.audit_trail("t_k2").await.unwrap();
-    assert!(trail[0].decision.as_ref().unwrap().reasons.iter().any(|r| r.code == "safe_mode"));
+    assert!(
+        trail[0]
+            .decision
+            .as_ref()
+            .unwrap()
+            .reasons
+            .iter()
+            .any(|r| r.code == "safe_mode")
+    );
 
     server.store.write_flag("safe_mode", &json!(false)).unwrap();
-    server.store.write_flag("channel.email", &json!(false)).unwrap();
+    server
+        .store
+        .write_flag("channel.email", &json!(false))
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     server.post_token(&damaged("t_k3", "m1")).await;
     server.drain().await;
-    assert!(server.replies("t_k3").is_empty(), "email disabled: no customer message");
+    assert!(
+        server.replies("t_k3").is_empty(),
+        "email disabled: no customer message"
+    );
 
-    server.store.write_flag("channel.email", &json!(true)).unwrap();
+    server
+        .store
+        .write_flag("channel.email", &json!(true))
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     server.post_token(&damaged("t_k4", "m1")).await;
     server.drain().await;
@@ -280,13 +442,23 @@ async fn the_kill_switch_takes_effect_without_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_flags_mean_no_customer_message() {
     let server = start("badflags", |_| {}).await;
-    server.store.write_flag_raw("safe_mode", "{corrupt").unwrap();
+    server
+        .store
+        .write_flag_raw("safe_mode", "{corrupt")
+        .unwrap();
     server.post_token(&damaged("t_bad", "m1")).await;
     server.drain().await;
     assert!(server.replies("t_bad").is_empty());
     let trail = server.store.audit_trail("t_bad").await.unwrap();
     let decision = trail[0].decision.as_ref().unwrap();
-    assert!(decision.reasons.iter().any(|r| r.code == "flags_unreadable"), "{:?}", decision.reasons);
+    assert!(
+        decision
+            .reasons
+            .iter()
+            .any(|r| r.code == "flags_unreadable"),
+        "{:?}",
+        decision.reasons
+    );
     assert!(decision.tags.contains(&"route-returns-admin".to_owned()));
     server.stop().await;
 }

@@ -99,7 +99,12 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
         /// Webhook token (default: MW_WEBHOOK_TOKENS or the generated token).
-        #[arg(long, env = "MW_WEBHOOK_TOKENS", value_delimiter = ',', hide_env_values = true)]
+        #[arg(
+            long,
+            env = "MW_WEBHOOK_TOKENS",
+            value_delimiter = ',',
+            hide_env_values = true
+        )]
         token: Vec<String>,
         /// Longest wait for processing, seconds.
         #[arg(long, default_value_t = 300)]
@@ -330,14 +335,24 @@ fn print_report(report: &Report, details: bool) {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
 }
 
 fn init_logs(format: mw_cli::serve::LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
-        mw_cli::serve::LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        mw_cli::serve::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         mw_cli::serve::LogFormat::Text => builder.try_init(),
     };
 }
@@ -364,28 +379,64 @@ fn print(text: String) -> Result<ExitCode, CliError> {
 
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
-        Command::Serve { config, settings, data } => {
+        Command::Serve {
+            config,
+            settings,
+            data,
+        } => {
             let settings = settings.merged_with_file(config.as_deref())?;
-            init_logs(settings.log_format.unwrap_or(mw_cli::serve::LogFormat::Json), settings.log.as_deref().unwrap_or("info"));
-            let engine = Engine::load(data.rules.as_deref(), data.templates.as_deref(), data.policy.as_deref())?;
+            init_logs(
+                settings
+                    .log_format
+                    .unwrap_or(mw_cli::serve::LogFormat::Json),
+                settings.log.as_deref().unwrap_or("info"),
+            );
+            let engine = Engine::load(
+                data.rules.as_deref(),
+                data.templates.as_deref(),
+                data.policy.as_deref(),
+            )?;
             let serve_config = settings.config()?;
             let components = settings.components(engine)?;
-            runtime()?.block_on(mw_adapters::serve(serve_config, components, shutdown_signal()))?;
+            runtime()?.block_on(mw_adapters::serve(
+                serve_config,
+                components,
+                shutdown_signal(),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { file, url, token, wait_secs, json, dir, data } => {
+        Command::Replay {
+            file,
+            url,
+            token,
+            wait_secs,
+            json,
+            dir,
+            data,
+        } => {
             let runtime = runtime()?;
             let running = match url {
                 Some(url) => {
                     let token = token.first().cloned().or_else(|| {
-                        std::fs::read_to_string(mw_adapters::server::token_path(&dir.data_dir)).ok().map(|t| t.trim().to_owned())
+                        std::fs::read_to_string(mw_adapters::server::token_path(&dir.data_dir))
+                            .ok()
+                            .map(|t| t.trim().to_owned())
                     });
-                    Some(mw_cli::ops::ReplayTarget { url, token: token.unwrap_or_default() })
+                    Some(mw_cli::ops::ReplayTarget {
+                        url,
+                        token: token.unwrap_or_default(),
+                    })
                 }
                 None => mw_cli::ops::running_target(&dir.data_dir, &token),
             };
-            let lines = std::fs::read_to_string(&file).map(|t| t.lines().filter(|l| !l.trim().is_empty()).count()).unwrap_or(0);
-            let bar = if std::io::stderr().is_terminal() { ProgressBar::new(lines as u64) } else { ProgressBar::hidden() };
+            let lines = std::fs::read_to_string(&file)
+                .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+                .unwrap_or(0);
+            let bar = if std::io::stderr().is_terminal() {
+                ProgressBar::new(lines as u64)
+            } else {
+                ProgressBar::hidden()
+            };
             if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} events posted") {
                 bar.set_style(style);
             }
@@ -393,8 +444,15 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 let (target, server) = match running {
                     Some(target) => (target, None),
                     None => {
-                        eprintln!("no server is running for {}; starting one in-process", dir.data_dir.display());
-                        let engine = Engine::load(data.rules.as_deref(), data.templates.as_deref(), data.policy.as_deref())?;
+                        eprintln!(
+                            "no server is running for {}; starting one in-process",
+                            dir.data_dir.display()
+                        );
+                        let engine = Engine::load(
+                            data.rules.as_deref(),
+                            data.templates.as_deref(),
+                            data.policy.as_deref(),
+                        )?;
                         let settings = mw_cli::serve::ServeSettings {
                             listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
                             data_dir: Some(dir.data_dir.clone()),
@@ -405,22 +463,33 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
                         let config = settings.config()?;
                         let components = settings.components(engine)?;
-                        let server = tokio::spawn(mw_adapters::serve(config, components, async move {
-                            let _ = stopped.await;
-                        }));
+                        let server =
+                            tokio::spawn(mw_adapters::serve(config, components, async move {
+                                let _ = stopped.await;
+                            }));
                         let mut target = None;
                         for _ in 0..100 {
-                            if let Some(found) = mw_cli::ops::running_target(&dir.data_dir, &token) {
+                            if let Some(found) = mw_cli::ops::running_target(&dir.data_dir, &token)
+                            {
                                 target = Some(found);
                                 break;
                             }
                             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         }
-                        let target = target.ok_or_else(|| CliError::Input("the in-process server did not start".into()))?;
+                        let target = target.ok_or_else(|| {
+                            CliError::Input("the in-process server did not start".into())
+                        })?;
                         (target, Some((stop, server)))
                     }
                 };
-                let summary = mw_cli::ops::replay(&dir.data_dir, &file, &target, std::time::Duration::from_secs(wait_secs), || bar.inc(1)).await?;
+                let summary = mw_cli::ops::replay(
+                    &dir.data_dir,
+                    &file,
+                    &target,
+                    std::time::Duration::from_secs(wait_secs),
+                    || bar.inc(1),
+                )
+                .await?;
                 if let Some((stop, server)) = server {
                     let _ = stop.send(());
                     if let Ok(result) = server.await {
@@ -431,27 +500,48 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             })?;
             bar.finish_and_clear();
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                );
             } else {
                 print!("{}", mw_cli::ops::render_summary(&summary));
             }
             let complete = summary.still_queued == 0 && summary.errors == 0;
-            Ok(if complete { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        Command::Flags { command: FlagsCommand::Get { dir } } => print(mw_cli::ops::flags_get(&dir.data_dir)?),
-        Command::Flags { command: FlagsCommand::Set { key, value, dir } } => {
-            print(mw_cli::ops::flags_set(&dir.data_dir, &key, &value)?)
-        }
-        Command::Dlq { command: DlqCommand::List { json, dir } } => print(mw_cli::ops::dlq_list(&dir.data_dir, json)?),
-        Command::Dlq { command: DlqCommand::Redrive { event_keys, dir } } => {
-            print(mw_cli::ops::dlq_redrive(&dir.data_dir, &event_keys)?)
-        }
-        Command::Audit { conversation_id, json, dir } => {
+        Command::Flags {
+            command: FlagsCommand::Get { dir },
+        } => print(mw_cli::ops::flags_get(&dir.data_dir)?),
+        Command::Flags {
+            command: FlagsCommand::Set { key, value, dir },
+        } => print(mw_cli::ops::flags_set(&dir.data_dir, &key, &value)?),
+        Command::Dlq {
+            command: DlqCommand::List { json, dir },
+        } => print(mw_cli::ops::dlq_list(&dir.data_dir, json)?),
+        Command::Dlq {
+            command: DlqCommand::Redrive { event_keys, dir },
+        } => print(mw_cli::ops::dlq_redrive(&dir.data_dir, &event_keys)?),
+        Command::Audit {
+            conversation_id,
+            json,
+            dir,
+        } => {
             print(runtime()?.block_on(mw_cli::ops::audit(&dir.data_dir, &conversation_id, json))?)
         }
-        Command::Outbox { conversation, json, dir } => {
-            print(mw_cli::ops::outbox(&dir.data_dir, conversation.as_deref(), json)?)
-        }
+        Command::Outbox {
+            conversation,
+            json,
+            dir,
+        } => print(mw_cli::ops::outbox(
+            &dir.data_dir,
+            conversation.as_deref(),
+            json,
+        )?),
         Command::Eval {
             file,
             classifier,

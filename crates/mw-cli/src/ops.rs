@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use mw_adapters::server::{address_path, open_store, token_path};
 use mw_adapters::SqliteStore;
-use mw_core::{redact, StateStore};
+use mw_adapters::server::{address_path, open_store, token_path};
+use mw_core::{StateStore, redact};
 use serde::Serialize;
 
 /// Errors of the operator commands.
@@ -30,7 +30,10 @@ pub fn store(data_dir: &Path) -> Result<SqliteStore, OpsError> {
 }
 
 fn label<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// `mw audit`: the decision trail of a conversation, redacted, oldest first.
@@ -49,7 +52,9 @@ pub async fn audit(data_dir: &Path, conversation_id: &str, json: bool) -> Result
     }
     let mut out = String::new();
     if records.is_empty() {
-        out.push_str(&format!("no audit records for conversation {conversation_id}\n"));
+        out.push_str(&format!(
+            "no audit records for conversation {conversation_id}\n"
+        ));
     }
     for record in &records {
         let at = record.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -67,10 +72,18 @@ pub async fn audit(data_dir: &Path, conversation_id: &str, json: bool) -> Result
                 decision.tags.join(", ")
             ));
             if let Some(reply) = &decision.reply {
-                out.push_str(&format!("  reply: {} v{}\n", reply.template_id, reply.template_version));
+                out.push_str(&format!(
+                    "  reply: {} v{}\n",
+                    reply.template_id, reply.template_version
+                ));
             }
             for reason in &decision.reasons {
-                out.push_str(&format!("  [{}] {}: {}\n", label(&reason.gate), reason.code, reason.detail));
+                out.push_str(&format!(
+                    "  [{}] {}: {}\n",
+                    label(&reason.gate),
+                    reason.code,
+                    reason.detail
+                ));
             }
         }
         for action in &record.actions {
@@ -81,7 +94,11 @@ pub async fn audit(data_dir: &Path, conversation_id: &str, json: bool) -> Result
 }
 
 /// `mw outbox`: what the dry-run would have done.
-pub fn outbox(data_dir: &Path, conversation_id: Option<&str>, json: bool) -> Result<String, OpsError> {
+pub fn outbox(
+    data_dir: &Path,
+    conversation_id: Option<&str>,
+    json: bool,
+) -> Result<String, OpsError> {
     let entries = store(data_dir)?.outbox(conversation_id)?;
     if json {
         return Ok(serde_json::to_string_pretty(&entries).unwrap_or_default());
@@ -92,12 +109,25 @@ pub fn outbox(data_dir: &Path, conversation_id: Option<&str>, json: bool) -> Res
     }
     for entry in entries {
         let at = entry.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        out.push_str(&format!("#{} {at} {} {}\n", entry.id, entry.conversation_id, entry.kind));
+        out.push_str(&format!(
+            "#{} {at} {} {}\n",
+            entry.id, entry.conversation_id, entry.kind
+        ));
         match entry.kind.as_str() {
             "reply" => {
-                let template = entry.action.get("template_id").and_then(|v| v.as_str()).unwrap_or_default();
+                let template = entry
+                    .action
+                    .get("template_id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
                 out.push_str(&format!("  template {template}\n"));
-                for line in entry.action.get("body").and_then(|v| v.as_str()).unwrap_or_default().lines() {
+                for line in entry
+                    .action
+                    .get("body")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .lines()
+                {
                     out.push_str(&format!("  | {line}\n"));
                 }
             }
@@ -139,17 +169,25 @@ pub fn flags_set(data_dir: &Path, key: &str, value: &str) -> Result<String, OpsE
     let parsed: serde_json::Value = match value {
         "true" | "on" | "yes" => true.into(),
         "false" | "off" | "no" => false.into(),
-        other => return Err(OpsError::Input(format!("'{other}' is not a flag value; use true or false"))),
+        other => {
+            return Err(OpsError::Input(format!(
+                "'{other}' is not a flag value; use true or false"
+            )));
+        }
     };
     store(data_dir)?.write_flag(key, &parsed)?;
-    Ok(format!("{key}={parsed} (takes effect within the flags cache window, at most 30 s)\n"))
+    Ok(format!(
+        "{key}={parsed} (takes effect within the flags cache window, at most 30 s)\n"
+    ))
 }
 
 /// `mw dlq list`.
 pub fn dlq_list(data_dir: &Path, json: bool) -> Result<String, OpsError> {
     let entries = store(data_dir)?.dlq_list()?;
     if json {
-        return Ok(redact(&serde_json::to_string_pretty(&entries).unwrap_or_default()));
+        return Ok(redact(
+            &serde_json::to_string_pretty(&entries).unwrap_or_default(),
+        ));
     }
     let mut out = String::new();
     if entries.is_empty() {
@@ -158,7 +196,9 @@ pub fn dlq_list(data_dir: &Path, json: bool) -> Result<String, OpsError> {
     for entry in entries {
         out.push_str(&format!(
             "{} {} receives={} conversation={} error={}\n",
-            entry.failed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            entry
+                .failed_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             entry.event_key,
             entry.receive_count,
             entry.conversation_id,
@@ -186,8 +226,14 @@ pub struct ReplayTarget {
 /// Finds a running server of this data directory and its token.
 pub fn running_target(data_dir: &Path, tokens: &[String]) -> Option<ReplayTarget> {
     let address = std::fs::read_to_string(address_path(data_dir)).ok()?;
-    let token = tokens.first().cloned().or_else(|| std::fs::read_to_string(token_path(data_dir)).ok())?;
-    Some(ReplayTarget { url: format!("http://{}", address.trim()), token: token.trim().to_owned() })
+    let token = tokens
+        .first()
+        .cloned()
+        .or_else(|| std::fs::read_to_string(token_path(data_dir)).ok())?;
+    Some(ReplayTarget {
+        url: format!("http://{}", address.trim()),
+        token: token.trim().to_owned(),
+    })
 }
 
 /// The outcome of a replay.
@@ -222,7 +268,8 @@ pub async fn replay(
     wait: Duration,
     mut progress: impl FnMut(),
 ) -> Result<ReplaySummary, OpsError> {
-    let text = std::fs::read_to_string(file).map_err(|error| OpsError::Input(format!("cannot read {}: {error}", file.display())))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|error| OpsError::Input(format!("cannot read {}: {error}", file.display())))?;
     let store = store(data_dir)?;
     let done_before = store.completed_events()?;
     let client = reqwest::Client::builder()
@@ -250,7 +297,12 @@ pub async fn replay(
                     summary.accepted += 1;
                 }
             }
-            Ok(response) => *summary.rejected.entry(response.status().as_u16()).or_default() += 1,
+            Ok(response) => {
+                *summary
+                    .rejected
+                    .entry(response.status().as_u16())
+                    .or_default() += 1
+            }
             Err(_) => summary.errors += 1,
         }
         progress();
@@ -272,13 +324,21 @@ pub async fn replay(
 
 /// The replay summary as a table.
 pub fn render_summary(summary: &ReplaySummary) -> String {
-    let rejected: Vec<String> = summary.rejected.iter().map(|(status, count)| format!("{status}: {count}")).collect();
+    let rejected: Vec<String> = summary
+        .rejected
+        .iter()
+        .map(|(status, count)| format!("{status}: {count}"))
+        .collect();
     format!(
         "sent          {}\naccepted      {}\nduplicates    {}\nrejected      {}\nerrors        {}\nprocessed     {}\nstill queued  {}\ndead-lettered {}\nseconds       {:.1}\n",
         summary.sent,
         summary.accepted,
         summary.duplicates,
-        if rejected.is_empty() { "0".to_owned() } else { rejected.join(", ") },
+        if rejected.is_empty() {
+            "0".to_owned()
+        } else {
+            rejected.join(", ")
+        },
         summary.errors,
         summary.processed,
         summary.still_queued,

@@ -139,54 +139,91 @@ pub enum SettingsError {
 
 impl ServeSettings {
     /// Settings given on the command line or in the environment override the file.
-    pub fn merged_with_file(self, file: Option<&std::path::Path>) -> Result<ServeSettings, SettingsError> {
+    pub fn merged_with_file(
+        self,
+        file: Option<&std::path::Path>,
+    ) -> Result<ServeSettings, SettingsError> {
         let Some(path) = file else { return Ok(self) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| SettingsError::Config { path: path.display().to_string(), message: error.to_string() })?;
-        let from_file: ServeSettings = serde_norway::from_str(&text)
-            .map_err(|error| SettingsError::Config { path: path.display().to_string(), message: error.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|error| SettingsError::Config {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        })?;
+        let from_file: ServeSettings =
+            serde_norway::from_str(&text).map_err(|error| SettingsError::Config {
+                path: path.display().to_string(),
+                message: error.to_string(),
+            })?;
         let mut merged = serde_json::to_value(&from_file).unwrap_or_default();
-        if let (Some(target), Ok(serde_json::Value::Object(ours))) = (merged.as_object_mut(), serde_json::to_value(&self)) {
+        if let (Some(target), Ok(serde_json::Value::Object(ours))) =
+            (merged.as_object_mut(), serde_json::to_value(&self))
+        {
             for (key, value) in ours {
                 if !value.is_null() {
                     target.insert(key, value);
                 }
             }
         }
-        let mut settings: ServeSettings = serde_json::from_value(merged)
-            .map_err(|error| SettingsError::Config { path: path.display().to_string(), message: error.to_string() })?;
+        let mut settings: ServeSettings =
+            serde_json::from_value(merged).map_err(|error| SettingsError::Config {
+                path: path.display().to_string(),
+                message: error.to_string(),
+            })?;
         settings.richpanel_api_key = self.richpanel_api_key;
         Ok(settings)
     }
 
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("./mw-data"))
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./mw-data"))
     }
 
     /// The server configuration.
     pub fn config(&self) -> Result<ServeConfig, SettingsError> {
         let flags_cache = self.flags_cache_secs.unwrap_or(30);
         if flags_cache > 30 {
-            return Err(SettingsError::Invalid("flags_cache_secs must be at most 30 (flags take effect within 30 s)".into()));
+            return Err(SettingsError::Invalid(
+                "flags_cache_secs must be at most 30 (flags take effect within 30 s)".into(),
+            ));
         }
         let auth_mode = match self.auth_mode.unwrap_or(AuthModeArg::Token) {
-            AuthModeArg::Token => AuthMode::Token { header: self.token_header.clone().unwrap_or_else(|| "x-richpanel-webhook-token".into()) },
-            AuthModeArg::Hmac => AuthMode::Hmac { window_secs: self.hmac_window_secs.unwrap_or(300) },
+            AuthModeArg::Token => AuthMode::Token {
+                header: self
+                    .token_header
+                    .clone()
+                    .unwrap_or_else(|| "x-richpanel-webhook-token".into()),
+            },
+            AuthModeArg::Hmac => AuthMode::Hmac {
+                window_secs: self.hmac_window_secs.unwrap_or(300),
+            },
             AuthModeArg::Url => AuthMode::UrlToken,
         };
-        let tokens: Vec<String> =
-            self.webhook_tokens.clone().unwrap_or_default().into_iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+        let tokens: Vec<String> = self
+            .webhook_tokens
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
         if tokens.is_empty() && !matches!(auth_mode, AuthMode::Token { .. }) {
-            return Err(SettingsError::Invalid("HMAC and URL-token modes need MW_WEBHOOK_TOKENS (the shared secrets)".into()));
+            return Err(SettingsError::Invalid(
+                "HMAC and URL-token modes need MW_WEBHOOK_TOKENS (the shared secrets)".into(),
+            ));
         }
         let per_second = self.rate_limit_per_sec.unwrap_or(100);
         Ok(ServeConfig {
-            listen: self.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: self.data_dir(),
             webhook_tokens: tokens,
             auth_mode,
-            throttle: (per_second > 0).then(|| Throttle { per_second, burst: self.rate_limit_burst.unwrap_or(200) }),
+            throttle: (per_second > 0).then(|| Throttle {
+                per_second,
+                burst: self.rate_limit_burst.unwrap_or(200),
+            }),
             worker: WorkerConfig {
                 concurrency: self.workers.unwrap_or(4).max(1),
                 visibility: Duration::from_secs(self.visibility_secs.unwrap_or(180).max(1)),
@@ -206,7 +243,11 @@ impl ServeSettings {
 
     /// The components: the embedded engine, dry-run vendor and outbox.
     pub fn components(&self, engine: Engine) -> Result<Components, SettingsError> {
-        if self.richpanel_api_key.as_deref().is_some_and(|key| !key.trim().is_empty()) {
+        if self
+            .richpanel_api_key
+            .as_deref()
+            .is_some_and(|key| !key.trim().is_empty())
+        {
             return Err(SettingsError::Invalid(
                 "MW_RICHPANEL_API_KEY is set, but this build has no Richpanel client yet; unset it to run with the dry-run outbox".into(),
             ));
@@ -215,7 +256,12 @@ impl ServeSettings {
             Some(path) => ConversationFile::load(path).map_err(SettingsError::Invalid)?,
             None => ConversationFile::default(),
         };
-        let Engine { policy, catalog, rules, verifier } = engine;
+        let Engine {
+            policy,
+            catalog,
+            rules,
+            verifier,
+        } = engine;
         Ok(Components {
             classifier: Arc::new(rules),
             verifier: Arc::new(verifier),
