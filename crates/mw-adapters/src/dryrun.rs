@@ -78,7 +78,7 @@ impl PayloadVendor {
         PayloadVendor { payload, file }
     }
 
-    fn from_payload(&self, id: &str) -> Option<Conversation> {
+    fn payload_conversation(&self, id: &str) -> Option<Conversation> {
         let payload = &self.payload;
         let string = |key: &str| payload.get(key).and_then(Value::as_str).map(str::to_owned);
         let id_of = |value: &Value| match value {
@@ -150,7 +150,7 @@ impl PayloadVendor {
 #[async_trait]
 impl Conversations for PayloadVendor {
     async fn conversation(&self, id: &str) -> Result<Conversation, PortError> {
-        if let Some(conversation) = self.from_payload(id) {
+        if let Some(conversation) = self.payload_conversation(id) {
             return Ok(conversation);
         }
         self.file

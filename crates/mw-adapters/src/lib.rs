@@ -10,6 +10,7 @@
 //! - [`worker`]: the worker pool driving `mw_core::Pipeline`.
 //! - [`serve`]: the local server (`mw serve`).
 
+pub mod batch;
 pub mod dryrun;
 pub mod ingress;
 pub mod metrics;

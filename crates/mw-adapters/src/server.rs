@@ -252,9 +252,12 @@ pub async fn serve(
     }
     let metrics = Arc::new(Metrics::new());
     let wake = Arc::new(Notify::new());
+    let ingress_queue = Arc::new(crate::batch::GroupCommitQueue::start(
+        ingress_store.clone(),
+    )?);
     let ingress = Ingress::new(
         WebhookAuth::new(config.auth_mode.clone(), &secrets),
-        ingress_store.clone(),
+        ingress_queue,
         config.throttle,
         metrics.clone(),
     )

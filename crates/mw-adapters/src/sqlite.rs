@@ -451,6 +451,30 @@ impl SqliteStore {
         })
     }
 
+    /// Enqueues several messages in one transaction (one commit, one fsync).
+    pub fn enqueue_batch(
+        &self,
+        items: &[(String, String, Vec<u8>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Enqueued>, PortError> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut results = Vec::with_capacity(items.len());
+            {
+                let mut statement = tx.prepare_cached(
+                    "INSERT INTO queue (event_key, conversation_id, payload, enqueued_at, visible_at)
+                     VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(event_key) DO NOTHING",
+                )?;
+                for (group, key, payload) in items {
+                    let inserted = statement.execute(params![key, group, payload, millis(now)])?;
+                    results.push(if inserted == 1 { Enqueued::Accepted } else { Enqueued::Duplicate });
+                }
+            }
+            tx.commit()?;
+            Ok(results)
+        })
+    }
+
     /// Number of completed events (for replay progress).
     pub fn completed_events(&self) -> Result<u64, PortError> {
         self.with(|conn| {
@@ -480,18 +504,13 @@ impl Queue for SqliteStore {
         payload: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Enqueued, PortError> {
-        let inserted = self.with(|conn| {
-            conn.execute(
-                "INSERT INTO queue (event_key, conversation_id, payload, enqueued_at, visible_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(event_key) DO NOTHING",
-                params![event_key, group, payload, millis(now)],
-            )
-        })?;
-        Ok(if inserted == 1 {
-            Enqueued::Accepted
-        } else {
-            Enqueued::Duplicate
-        })
+        let mut results = self.enqueue_batch(
+            &[(group.to_owned(), event_key.to_owned(), payload.to_vec())],
+            now,
+        )?;
+        results
+            .pop()
+            .ok_or_else(|| PortError::Unavailable("enqueue returned no result".into()))
     }
 
     async fn receive(

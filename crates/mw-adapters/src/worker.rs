@@ -76,7 +76,7 @@ impl CachedFlags {
 /// Worker tuning.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerConfig {
-    /// Concurrent tasks.
+    /// Concurrent tasks (0: accept events only, process none).
     pub concurrency: usize,
     /// Visibility timeout of a received message.
     pub visibility: Duration,
@@ -212,7 +212,8 @@ async fn handle(deps: &WorkerDeps, delivery: Delivery, event_timeout: Duration) 
 /// first. Returns when every task has stopped.
 pub async fn run(deps: Arc<WorkerDeps>, config: WorkerConfig, shutdown: watch::Receiver<bool>) {
     let mut tasks = Vec::new();
-    for index in 0..config.concurrency.max(1) {
+    // Zero workers: ingress only (benchmarks, or a node that only accepts events).
+    for index in 0..config.concurrency {
         let deps = deps.clone();
         let mut shutdown = shutdown.clone();
         tasks.push(tokio::spawn(async move {

@@ -5,6 +5,7 @@
 //! per message), [`eval`] (golden-set evaluation), [`explain`], [`serve`] settings and
 //! the operator commands in [`ops`].
 
+pub mod bench;
 pub mod engine;
 pub mod eval;
 pub mod explain;

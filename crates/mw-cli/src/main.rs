@@ -86,7 +86,7 @@ enum Command {
         #[arg(long, env = "MW_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        settings: mw_cli::serve::ServeSettings,
+        settings: Box<mw_cli::serve::ServeSettings>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -148,6 +148,11 @@ enum Command {
         #[command(flatten)]
         dir: DataDirArg,
     },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Template catalog tools.
     Templates {
         #[command(subcommand)]
@@ -202,6 +207,32 @@ enum DlqCommand {
         event_keys: Vec<String>,
         #[command(flatten)]
         dir: DataDirArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Ingress throughput and ACK latency with durable enqueue, over loopback HTTP
+    /// against an in-process server in a temporary data directory.
+    Ingress {
+        /// Offered rate of the fixed-rate phase, requests per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Length of each phase, seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Connections of the saturation phase.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Worker tasks processing events meanwhile (0: ingress alone).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        /// Commit durability.
+        #[arg(long, value_enum, default_value = "full")]
+        durability: mw_cli::serve::DurabilityArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -513,6 +544,80 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Ingress {
+                    rate,
+                    seconds,
+                    connections,
+                    workers,
+                    durability,
+                    json,
+                },
+        } => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let data_dir =
+                std::env::temp_dir().join(format!("mw-bench-{}-{nanos}", std::process::id()));
+            let token = "bench-token".to_owned();
+            let settings = mw_cli::serve::ServeSettings {
+                listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+                data_dir: Some(data_dir.clone()),
+                webhook_tokens: Some(vec![token.clone()]),
+                rate_limit_per_sec: Some(0),
+                workers: Some(workers),
+                durability: Some(durability),
+                log_format: Some(mw_cli::serve::LogFormat::Text),
+                ..Default::default()
+            };
+            let config = settings.config()?;
+            let components = settings.components(Engine::embedded()?)?;
+            let results = runtime()?.block_on(async {
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let server = tokio::spawn(mw_adapters::serve(config, components, async move {
+                    let _ = stopped.await;
+                }));
+                let mut url = None;
+                for _ in 0..200 {
+                    if let Ok(addr) =
+                        std::fs::read_to_string(mw_adapters::server::address_path(&data_dir))
+                    {
+                        url = Some(format!("http://{}/webhook/richpanel", addr.trim()));
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                let url = url
+                    .ok_or_else(|| CliError::Input("the benchmark server did not start".into()))?;
+                let phase = std::time::Duration::from_secs(seconds);
+                let _warmup = mw_cli::bench::fixed_rate(
+                    &url,
+                    &token,
+                    rate.min(200),
+                    std::time::Duration::from_secs(1),
+                )
+                .await;
+                let fixed = mw_cli::bench::fixed_rate(&url, &token, rate, phase).await;
+                let saturated = mw_cli::bench::saturation(&url, &token, connections, phase).await;
+                let _ = stop.send(());
+                if let Ok(result) = server.await {
+                    result?;
+                }
+                Ok::<_, CliError>(vec![fixed, saturated])
+            })?;
+            let _ = std::fs::remove_dir_all(&data_dir);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&results).unwrap_or_default()
+                );
+            } else {
+                print!("{}", mw_cli::bench::render(&results));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Flags {
             command: FlagsCommand::Get { dir },

@@ -77,7 +77,7 @@ pub struct ServeSettings {
     /// Ingress throttle burst [default: 200].
     #[arg(long, env = "MW_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
-    /// Concurrent worker tasks [default: 4].
+    /// Concurrent worker tasks; 0 accepts events without processing them [default: 4].
     #[arg(long, env = "MW_WORKERS")]
     pub workers: Option<usize>,
     /// Queue visibility timeout, seconds [default: 180].
@@ -225,7 +225,7 @@ impl ServeSettings {
                 burst: self.rate_limit_burst.unwrap_or(200),
             }),
             worker: WorkerConfig {
-                concurrency: self.workers.unwrap_or(4).max(1),
+                concurrency: self.workers.unwrap_or(4),
                 visibility: Duration::from_secs(self.visibility_secs.unwrap_or(180).max(1)),
                 idle_poll: Duration::from_millis(500),
                 event_timeout: Duration::from_secs(self.event_timeout_secs.unwrap_or(60).max(1)),

@@ -336,23 +336,24 @@ impl Pipeline<'_> {
                     records.push(record("failed earlier"));
                     break;
                 }
-                Some(LedgerStatus::Pending) => {
+                // A pending entry: the call's outcome is unknown. Reconcile against
+                // the destination before doing anything again.
+                Some(LedgerStatus::Pending)
                     if self
                         .actions
                         .already_applied(conversation_id, action, &key)
-                        .await?
-                    {
-                        self.state.set_ledger(&key, LedgerStatus::Done, now).await?;
-                        if action.is_customer_message() {
-                            self.state
-                                .record_reply(conversation_id, customer_id, now)
-                                .await?;
-                        }
-                        records.push(record("already_applied"));
-                        continue;
+                        .await? =>
+                {
+                    self.state.set_ledger(&key, LedgerStatus::Done, now).await?;
+                    if action.is_customer_message() {
+                        self.state
+                            .record_reply(conversation_id, customer_id, now)
+                            .await?;
                     }
+                    records.push(record("already_applied"));
+                    continue;
                 }
-                None => {}
+                Some(LedgerStatus::Pending) | None => {}
             }
             self.state
                 .set_ledger(&key, LedgerStatus::Pending, now)
