@@ -73,6 +73,8 @@ pub struct ServeConfig {
     pub durability: Durability,
     /// How long shutdown waits for in-flight events.
     pub shutdown_grace: Duration,
+    /// Print `mw serve listening on http://…` on stdout once listening.
+    pub announce: bool,
 }
 
 /// The decision components and vendors `mw serve` runs with.
@@ -318,10 +320,12 @@ pub async fn serve(
     })?;
     let _ = std::fs::write(address_path(data_dir), local.to_string());
     info!(addr = %local, mode = if dry_run { "dry_run" } else { "live" }, "mw serve listening");
-    println!(
-        "mw serve listening on http://{local} ({})",
-        if dry_run { "dry-run outbox" } else { "live" }
-    );
+    if config.announce {
+        println!(
+            "mw serve listening on http://{local} ({})",
+            if dry_run { "dry-run outbox" } else { "live" }
+        );
+    }
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
     let result = server.await;
     info!("shutting down: no new work; finishing in-flight events");

@@ -427,7 +427,10 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 data.templates.as_deref(),
                 data.policy.as_deref(),
             )?;
-            let serve_config = settings.config()?;
+            let serve_config = mw_adapters::ServeConfig {
+                announce: true,
+                ..settings.config()?
+            };
             let components = settings.components(engine)?;
             runtime()?.block_on(mw_adapters::serve(
                 serve_config,

@@ -238,6 +238,7 @@ impl ServeSettings {
                 DurabilityArg::Normal => Durability::Normal,
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.unwrap_or(20)),
+            announce: false,
         })
     }
 
