@@ -60,7 +60,9 @@ async fn start(name: &str, tweak: impl FnOnce(&mut ServeSettings)) -> Server {
     }));
     let address = mw_adapters::server::address_path(&data_dir);
     for _ in 0..200 {
-        if let Ok(addr) = std::fs::read_to_string(&address) {
+        if let Ok(addr) = std::fs::read_to_string(&address)
+            && !addr.trim().is_empty()
+        {
             let store = Arc::new(open_store(&data_dir).unwrap());
             return Server {
                 url: format!("http://{}", addr.trim()),

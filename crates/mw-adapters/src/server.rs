@@ -318,7 +318,11 @@ pub async fn serve(
         addr: config.listen.to_string(),
         message: error.to_string(),
     })?;
-    let _ = std::fs::write(address_path(data_dir), local.to_string());
+    // Written atomically, so a reader never sees a half-written address.
+    let temporary = data_dir.join("serve.addr.tmp");
+    if std::fs::write(&temporary, local.to_string()).is_ok() {
+        let _ = std::fs::rename(&temporary, address_path(data_dir));
+    }
     info!(addr = %local, mode = if dry_run { "dry_run" } else { "live" }, "mw serve listening");
     if config.announce {
         println!(

@@ -587,6 +587,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 for _ in 0..200 {
                     if let Ok(addr) =
                         std::fs::read_to_string(mw_adapters::server::address_path(&data_dir))
+                        && !addr.trim().is_empty()
                     {
                         url = Some(format!("http://{}/webhook/richpanel", addr.trim()));
                         break;

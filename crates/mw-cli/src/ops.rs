@@ -225,7 +225,9 @@ pub struct ReplayTarget {
 
 /// Finds a running server of this data directory and its token.
 pub fn running_target(data_dir: &Path, tokens: &[String]) -> Option<ReplayTarget> {
-    let address = std::fs::read_to_string(address_path(data_dir)).ok()?;
+    let address = std::fs::read_to_string(address_path(data_dir))
+        .ok()
+        .filter(|a| !a.trim().is_empty())?;
     let token = tokens
         .first()
         .cloned()

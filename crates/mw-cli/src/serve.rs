@@ -273,3 +273,58 @@ impl ServeSettings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_and_environment_override_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("mw-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("mw.yaml");
+        std::fs::write(&file, "listen: 127.0.0.1:9000\nworkers: 2\nflags_cache_secs: 10\nauth_mode: hmac\nwebhook_tokens: [from-file]\n").unwrap();
+        let cli = ServeSettings {
+            workers: Some(8),
+            ..ServeSettings::default()
+        };
+        let merged = cli.merged_with_file(Some(&file)).unwrap();
+        let config = merged.config().unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.worker.concurrency, 8);
+        assert_eq!(config.flags_cache, Duration::from_secs(10));
+        assert_eq!(config.auth_mode, AuthMode::Hmac { window_secs: 300 });
+        assert_eq!(config.webhook_tokens, vec!["from-file".to_owned()]);
+        std::fs::write(&file, "workers: 2\nlisten_on: nowhere\n").unwrap();
+        let error = ServeSettings::default()
+            .merged_with_file(Some(&file))
+            .unwrap_err();
+        assert!(error.to_string().contains("listen_on"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn defaults_and_limits() {
+        let config = ServeSettings::default().config().unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("./mw-data"));
+        assert_eq!(config.max_receives, 5);
+        assert_eq!(config.worker.visibility, Duration::from_secs(180));
+        assert!(
+            ServeSettings {
+                flags_cache_secs: Some(31),
+                ..Default::default()
+            }
+            .config()
+            .is_err()
+        );
+        assert!(
+            ServeSettings {
+                auth_mode: Some(AuthModeArg::Hmac),
+                ..Default::default()
+            }
+            .config()
+            .is_err()
+        );
+    }
+}
