@@ -478,3 +478,72 @@ async fn agent_and_bot_messages_never_trigger_automation() {
     assert_eq!(trail[0].skipped.as_deref(), Some("not_from_customer"));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_events_are_dead_lettered_after_five_receives_and_can_be_redriven() {
+    let conversations = tempdir("conversations").join("conversations.jsonl");
+    std::fs::write(
+        &conversations,
+        r#"{"id":"t_file","channel":"email","customer":{"name":"Ana Ruiz"},"messages":[{"id":"c1","sender":"customer","text":"The zipper on my new jacket broke on day one, it arrived defective"}],"order":null}"#,
+    )
+    .unwrap();
+    let server = start("dlq", |s| {
+        s.max_receives = Some(5);
+        s.conversations_file = Some(conversations.clone());
+    })
+    .await;
+    // No text in the payload and no such conversation anywhere: processing fails.
+    assert_eq!(
+        server
+            .post_token(&json!({"ticket_id": "t_missing", "message_id": "m1"}))
+            .await
+            .0,
+        200
+    );
+    // The conversations file supplies the text for payloads without it.
+    assert_eq!(
+        server.post_token(&json!({"ticket_id": "t_file"})).await.0,
+        200
+    );
+    let mut dead = Vec::new();
+    for _ in 0..200 {
+        dead = server.store.dlq_list().unwrap();
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead.len(), 1, "one dead letter");
+    assert_eq!(dead[0].event_key, "evt:rp:t_missing:m1");
+    assert_eq!(dead[0].receive_count, 5);
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("MW_CONVERSATIONS_FILE"),
+        "{:?}",
+        dead[0].last_error
+    );
+    server.drain().await;
+    assert_eq!(
+        server.replies("t_file").len(),
+        1,
+        "the file conversation was processed"
+    );
+    let trail = server.store.audit_trail("t_file").await.unwrap();
+    assert_eq!(
+        trail[0].event_key, "evt:rp:t_file:c1",
+        "keyed by the newest customer message"
+    );
+
+    let moved = server.store.dlq_redrive(&[], chrono::Utc::now()).unwrap();
+    assert_eq!(moved, 1);
+    assert!(server.store.dlq_list().unwrap().is_empty());
+    let stats = server.store.stats(chrono::Utc::now()).unwrap();
+    assert_eq!(
+        stats.depth, 1,
+        "back in the queue with a fresh receive count"
+    );
+    server.stop().await;
+}

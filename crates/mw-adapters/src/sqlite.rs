@@ -793,3 +793,133 @@ impl StateStore for SqliteStore {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (SqliteStore, std::path::PathBuf) {
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let path =
+            std::env::temp_dir().join(format!("mw-sqlite-{}-{nanos}.sqlite3", std::process::id()));
+        (SqliteStore::open(&path, Durability::Normal).unwrap(), path)
+    }
+
+    #[tokio::test]
+    async fn fifo_per_group_and_visibility() {
+        let (store, path) = store();
+        let now = Utc::now();
+        for (group, key) in [("a", "a1"), ("b", "b1"), ("a", "a2")] {
+            assert_eq!(
+                store.enqueue(group, key, b"{}", now).await.unwrap(),
+                Enqueued::Accepted
+            );
+        }
+        assert_eq!(
+            store.enqueue("a", "a1", b"{}", now).await.unwrap(),
+            Enqueued::Duplicate
+        );
+        let first = store
+            .receive(10, Duration::from_secs(30), now)
+            .await
+            .unwrap();
+        let keys: Vec<&str> = first.iter().map(|d| d.event_key.as_str()).collect();
+        assert_eq!(keys, ["a1", "b1"], "a2 waits while a1 is in flight");
+        assert!(
+            store
+                .receive(10, Duration::from_secs(30), now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store.ack(&first[0].receipt).await.unwrap();
+        let next = store
+            .receive(10, Duration::from_secs(30), now)
+            .await
+            .unwrap();
+        assert_eq!(next[0].event_key, "a2");
+        // b1's visibility timeout expires: it is handed out again.
+        let later = now + chrono::Duration::seconds(31);
+        let again = store
+            .receive(10, Duration::from_secs(30), later)
+            .await
+            .unwrap();
+        assert!(
+            again
+                .iter()
+                .any(|d| d.event_key == "b1" && d.receive_count == 2)
+        );
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[tokio::test]
+    async fn claims_ledger_and_ttl_sweep() {
+        let (store, path) = store();
+        let now = Utc::now();
+        assert_eq!(
+            store.claim_event("k", "f", now).await.unwrap(),
+            EventClaim::New
+        );
+        assert_eq!(
+            store.claim_event("k", "f", now).await.unwrap(),
+            EventClaim::Resume
+        );
+        store.complete_event("k", "live", now).await.unwrap();
+        assert_eq!(
+            store.claim_event("k", "f", now).await.unwrap(),
+            EventClaim::Done
+        );
+        store
+            .set_ledger("act:reply:c:k:2", LedgerStatus::Pending, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.ledger("act:reply:c:k:2").await.unwrap(),
+            Some(LedgerStatus::Pending)
+        );
+        // After the 30-day TTL the records are swept, and an expired claim is new again.
+        let later = now + IDEMPOTENCY_TTL + chrono::Duration::days(1);
+        assert_eq!(
+            store.claim_event("k", "f", later).await.unwrap(),
+            EventClaim::New
+        );
+        assert!(store.sweep(later).unwrap() >= 1);
+        assert_eq!(store.ledger("act:reply:c:k:2").await.unwrap(), None);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn flags_round_trip_and_reject_nonsense() {
+        let (store, path) = store();
+        assert_eq!(store.read_flags().unwrap(), RuntimeFlags::default());
+        store
+            .write_flag("safe_mode", &serde_json::json!(true))
+            .unwrap();
+        store
+            .write_flag("channel.sms", &serde_json::json!(true))
+            .unwrap();
+        store
+            .write_flag("template.t_promo_discount_info", &serde_json::json!(false))
+            .unwrap();
+        let flags = store.read_flags().unwrap();
+        assert!(flags.safe_mode);
+        assert!(flags.channel_enabled(mw_core::Channel::Sms));
+        assert!(!flags.template_enabled("t_promo_discount_info"));
+        assert!(
+            store
+                .write_flag("channel.fax", &serde_json::json!(true))
+                .is_err()
+        );
+        assert!(
+            store
+                .write_flag("safe_mode", &serde_json::json!("yes"))
+                .is_err()
+        );
+        store.write_flag_raw("automation_enabled", "maybe").unwrap();
+        assert!(
+            store.read_flags().is_err(),
+            "unreadable flags are an error (⇒ safe mode)"
+        );
+        let _ = std::fs::remove_file(path);
+    }
+}
