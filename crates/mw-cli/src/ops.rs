@@ -140,17 +140,9 @@ pub fn outbox(
 /// `mw flags get`.
 pub fn flags_get(data_dir: &Path) -> Result<String, OpsError> {
     let flags = store(data_dir)?.read_flags()?;
-    let channels: Vec<String> = [
-        mw_core::Channel::Email,
-        mw_core::Channel::Livechat,
-        mw_core::Channel::Social,
-        mw_core::Channel::Tiktok,
-        mw_core::Channel::Phone,
-        mw_core::Channel::Sms,
-    ]
-    .iter()
-    .map(|channel| format!("channel.{channel}={}", flags.channel_enabled(*channel)))
-    .collect();
+    let channels: Vec<String> = mw_core::Channel::all()
+        .map(|channel| format!("channel.{channel}={}", flags.channel_enabled(channel)))
+        .collect();
     let mut out = format!(
         "safe_mode={}\nautomation_enabled={}\nshadow_mode={}\n{}\n",
         flags.safe_mode,

@@ -10,9 +10,10 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "crash-test-token";
@@ -29,29 +30,16 @@ const TEXTS: [&str; 8] = [
 ];
 
 fn spawn(data_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mw"))
-        .arg("serve")
-        .env("MW_LISTEN", "127.0.0.1:0")
-        .env("MW_DATA_DIR", data_dir)
-        .env("MW_WEBHOOK_TOKENS", TOKEN)
-        .env("MW_RATE_LIMIT_PER_SEC", "0")
-        .env("MW_RETRY_DELAY_MS", "50")
-        .env("MW_WORKERS", "4")
-        .env("MW_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mw serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .expect("listening line")
-        .to_owned();
-    (child, url)
+    common::spawn_serve(
+        data_dir,
+        &[
+            ("MW_WEBHOOK_TOKENS", TOKEN),
+            ("MW_RATE_LIMIT_PER_SEC", "0"),
+            ("MW_RETRY_DELAY_MS", "50"),
+            ("MW_WORKERS", "4"),
+            ("MW_LOG", "warn"),
+        ],
+    )
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.

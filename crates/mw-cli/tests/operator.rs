@@ -8,10 +8,11 @@
     reason = "test code"
 )]
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn mw(args: &[&str], data_dir: &Path) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_mw"))
@@ -28,33 +29,13 @@ fn mw(args: &[&str], data_dir: &Path) -> (bool, String, String) {
 }
 
 fn tempdir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("mw-op-{name}-{}-{nanos}", std::process::id()))
+    common::temp_path(name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_data_directory_gets_a_private_token_and_the_readme_flow_works() {
     let data_dir = tempdir("fresh");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mw"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("MW_DATA_DIR", &data_dir)
-        .env_remove("MW_WEBHOOK_TOKENS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
+    let (mut child, url) = common::spawn_serve(&data_dir, &[]);
     let token_file = data_dir.join("webhook_token");
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the generated token is private");

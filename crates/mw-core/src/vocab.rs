@@ -335,6 +335,11 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Every channel.
+    pub fn all() -> impl Iterator<Item = Channel> {
+        <Channel as strum::IntoEnumIterator>::iter()
+    }
+
     /// The stable string form.
     pub fn as_str(self) -> &'static str {
         self.into()
