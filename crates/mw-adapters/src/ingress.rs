@@ -158,3 +158,72 @@ impl Ingress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use chrono::DateTime;
+    use mw_core::{Delivery, PortError};
+
+    use crate::webhook::AuthMode;
+
+    /// A queue whose storage is down.
+    struct Unavailable;
+
+    #[async_trait]
+    impl Queue for Unavailable {
+        async fn enqueue(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[u8],
+            _: DateTime<Utc>,
+        ) -> Result<Enqueued, PortError> {
+            Err(PortError::Unavailable("disk full".into()))
+        }
+        async fn receive(
+            &self,
+            _: usize,
+            _: std::time::Duration,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<Delivery>, PortError> {
+            Ok(Vec::new())
+        }
+        async fn ack(&self, _: &str) -> Result<(), PortError> {
+            Ok(())
+        }
+        async fn release(&self, _: &str, _: &str, _: DateTime<Utc>) -> Result<(), PortError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_enqueue_is_a_503_never_a_2xx() {
+        let auth = WebhookAuth::new(
+            AuthMode::Token {
+                header: "x-richpanel-webhook-token".into(),
+            },
+            &["t".into()],
+        );
+        let metrics = Arc::new(Metrics::new());
+        let ingress = Ingress::new(auth, Arc::new(Unavailable), None, metrics.clone());
+        let request = Request::builder()
+            .method("POST")
+            .uri("/webhook/richpanel")
+            .header("x-richpanel-webhook-token", "t")
+            .body(Bytes::from_static(br#"{"ticket_id":"t_1","text":"hello"}"#))
+            .unwrap();
+        let response = ingress.handle(request).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            !response.body().contains("disk full"),
+            "no internal detail leaks"
+        );
+        assert!(
+            metrics
+                .render(Default::default())
+                .contains("mw_events_rejected_total{reason=\"store_failed\"} 1")
+        );
+    }
+}
