@@ -15,17 +15,16 @@ use std::time::Duration;
 use mw_adapters::server::open_store;
 use mw_adapters::{SqliteStore, WebhookAuth};
 use mw_cli::Engine;
+use mw_cli::ops::InProcessServer;
 use mw_cli::serve::{AuthModeArg, LogFormat, ServeSettings};
 use mw_core::StateStore;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 struct Server {
     url: String,
     data_dir: PathBuf,
     store: Arc<SqliteStore>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), mw_adapters::ServeError>>,
+    server: InProcessServer,
 }
 
 fn tempdir(name: &str) -> PathBuf {
@@ -52,29 +51,16 @@ async fn start(name: &str, tweak: impl FnOnce(&mut ServeSettings)) -> Server {
         ..ServeSettings::default()
     };
     tweak(&mut settings);
-    let config = settings.config().unwrap();
-    let components = settings.components(Engine::embedded().unwrap()).unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(mw_adapters::serve(config, components, async move {
-        let _ = stopped.await;
-    }));
-    let address = mw_adapters::server::address_path(&data_dir);
-    for _ in 0..200 {
-        if let Ok(addr) = std::fs::read_to_string(&address)
-            && !addr.trim().is_empty()
-        {
-            let store = Arc::new(open_store(&data_dir).unwrap());
-            return Server {
-                url: format!("http://{}", addr.trim()),
-                data_dir,
-                store,
-                stop: Some(stop),
-                task,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    let server = InProcessServer::start(&settings, Engine::embedded().unwrap())
+        .await
+        .unwrap();
+    let store = Arc::new(open_store(&data_dir).unwrap());
+    Server {
+        url: server.url.clone(),
+        data_dir,
+        store,
+        server,
     }
-    panic!("server did not start");
 }
 
 impl Server {
@@ -119,9 +105,8 @@ impl Server {
             .collect()
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
+    async fn stop(self) {
+        self.server.stop().await.unwrap();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }

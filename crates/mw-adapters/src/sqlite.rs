@@ -768,7 +768,7 @@ impl StateStore for SqliteStore {
                         record.conversation_id,
                         decision.primary_intent.as_str(),
                         decision.team_name,
-                        serde_json::to_value(decision.tier).ok().and_then(|v| v.as_str().map(str::to_owned)),
+                        decision.tier.as_str(),
                         decision.tier == mw_core::AppliedTier::Tier0,
                         at,
                         millis(record.at + CONVERSATION_TTL)

@@ -150,13 +150,6 @@ async fn process(deps: &WorkerDeps, delivery: &Delivery) -> Result<Processed, St
         .map_err(|error| error.to_string())
 }
 
-fn tier_label(tier: mw_core::AppliedTier) -> String {
-    serde_json::to_value(tier)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 async fn handle(deps: &WorkerDeps, delivery: Delivery, event_timeout: Duration) {
     let started = Instant::now();
     let outcome = tokio::time::timeout(event_timeout, process(deps, &delivery)).await;
@@ -170,12 +163,12 @@ async fn handle(deps: &WorkerDeps, delivery: Delivery, event_timeout: Duration) 
                 Processed::Decided {
                     decision, actions, ..
                 } => {
-                    deps.metrics.decision(&tier_label(decision.tier));
+                    deps.metrics.decision(decision.tier.as_str());
                     for action in actions {
                         deps.metrics.action(&action.kind, &action.outcome);
                     }
                     info!(
-                        tier = %tier_label(decision.tier),
+                        tier = decision.tier.as_str(),
                         intent = decision.primary_intent.as_str(),
                         team = %decision.team_name,
                         actions = actions.len(),

@@ -325,11 +325,10 @@ pub fn evaluate(
             .map(|reply| reply.template_id.clone());
         if let Some(template) = &template {
             replies += 1;
-            let tier = serde_json::to_value(decision.tier)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            *report.replies_by_tier.entry(tier).or_default() += 1;
+            *report
+                .replies_by_tier
+                .entry(decision.tier.as_str().to_owned())
+                .or_default() += 1;
             let fits = std::iter::once(line.expected.intent)
                 .chain(line.expected.alt_intents.iter().copied())
                 .any(|intent| templates_fitting(engine, intent).contains(template));

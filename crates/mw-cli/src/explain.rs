@@ -76,13 +76,6 @@ pub fn explain(engine: &Engine, input: &ExplainInput, now: DateTime<Utc>) -> Dec
     )
 }
 
-fn label<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// Human-readable rendering of a decision.
 pub fn render(decision: &Decision) -> String {
     let mut out = String::new();
@@ -92,7 +85,7 @@ pub fn render(decision: &Decision) -> String {
     let _ = writeln!(
         out,
         "decision   {} · {} → {} (routing confidence {:.2}, automation {automation})",
-        label(&decision.tier),
+        decision.tier.as_str(),
         decision.primary_intent,
         decision.team_name,
         decision.routing_confidence,
@@ -138,7 +131,7 @@ pub fn render(decision: &Decision) -> String {
         let _ = writeln!(
             out,
             "  [{}] {}: {}",
-            label(&reason.gate),
+            reason.gate.as_str(),
             reason.code,
             reason.detail
         );

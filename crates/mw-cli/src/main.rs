@@ -494,26 +494,14 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                             rate_limit_per_sec: Some(0),
                             ..Default::default()
                         };
-                        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                        let config = settings.config()?;
-                        let components = settings.components(engine)?;
-                        let server =
-                            tokio::spawn(mw_adapters::serve(config, components, async move {
-                                let _ = stopped.await;
-                            }));
-                        let mut target = None;
-                        for _ in 0..100 {
-                            if let Some(found) = mw_cli::ops::running_target(&dir.data_dir, &token)
-                            {
-                                target = Some(found);
-                                break;
-                            }
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        }
-                        let target = target.ok_or_else(|| {
-                            CliError::Input("the in-process server did not start".into())
-                        })?;
-                        (target, Some((stop, server)))
+                        let server = mw_cli::ops::InProcessServer::start(&settings, engine).await?;
+                        let target = mw_cli::ops::running_target(&dir.data_dir, &token)
+                            .ok_or_else(|| {
+                                CliError::Input(
+                                    "the in-process server wrote no address or token".into(),
+                                )
+                            })?;
+                        (target, Some(server))
                     }
                 };
                 let summary = mw_cli::ops::replay(
@@ -524,11 +512,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     || bar.inc(1),
                 )
                 .await?;
-                if let Some((stop, server)) = server {
-                    let _ = stop.send(());
-                    if let Ok(result) = server.await {
-                        result?;
-                    }
+                if let Some(server) = server {
+                    server.stop().await?;
                 }
                 Ok::<_, CliError>(summary)
             })?;
@@ -576,26 +561,10 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 log_format: Some(mw_cli::serve::LogFormat::Text),
                 ..Default::default()
             };
-            let config = settings.config()?;
-            let components = settings.components(Engine::embedded()?)?;
+            let engine = Engine::embedded()?;
             let results = runtime()?.block_on(async {
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let server = tokio::spawn(mw_adapters::serve(config, components, async move {
-                    let _ = stopped.await;
-                }));
-                let mut url = None;
-                for _ in 0..200 {
-                    if let Ok(addr) =
-                        std::fs::read_to_string(mw_adapters::server::address_path(&data_dir))
-                        && !addr.trim().is_empty()
-                    {
-                        url = Some(format!("http://{}/webhook/richpanel", addr.trim()));
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-                }
-                let url = url
-                    .ok_or_else(|| CliError::Input("the benchmark server did not start".into()))?;
+                let server = mw_cli::ops::InProcessServer::start(&settings, engine).await?;
+                let url = format!("{}/webhook/richpanel", server.url);
                 let phase = std::time::Duration::from_secs(seconds);
                 let _warmup = mw_cli::bench::fixed_rate(
                     &url,
@@ -606,10 +575,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 .await;
                 let fixed = mw_cli::bench::fixed_rate(&url, &token, rate, phase).await;
                 let saturated = mw_cli::bench::saturation(&url, &token, connections, phase).await;
-                let _ = stop.send(());
-                if let Ok(result) = server.await {
-                    result?;
-                }
+                server.stop().await?;
                 Ok::<_, CliError>(vec![fixed, saturated])
             })?;
             let _ = std::fs::remove_dir_all(&data_dir);

@@ -19,21 +19,76 @@ pub enum OpsError {
     /// A store operation failed.
     #[error(transparent)]
     Port(#[from] mw_core::PortError),
+    /// The server settings are invalid.
+    #[error(transparent)]
+    Settings(#[from] crate::serve::SettingsError),
     /// Bad input.
     #[error("{0}")]
     Input(String),
 }
 
+/// A server running inside this process (replay without a running server,
+/// benchmarks, tests), stopped with [`InProcessServer::stop`].
+pub struct InProcessServer {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), mw_adapters::ServeError>>,
+}
+
+impl InProcessServer {
+    /// Starts `mw serve` with these settings (listen on port 0 for a free port) and
+    /// waits until it listens.
+    pub async fn start(
+        settings: &crate::serve::ServeSettings,
+        engine: crate::Engine,
+    ) -> Result<InProcessServer, OpsError> {
+        let config = settings.config()?;
+        let components = settings.components(engine)?;
+        let address = address_path(&config.data_dir);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(mw_adapters::serve(config, components, async move {
+            let _ = stopped.await;
+        }));
+        for _ in 0..400 {
+            if let Ok(addr) = std::fs::read_to_string(&address)
+                && !addr.trim().is_empty()
+            {
+                return Ok(InProcessServer {
+                    url: format!("http://{}", addr.trim()),
+                    stop,
+                    task,
+                });
+            }
+            if task.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let _ = stop.send(());
+        match task.await {
+            Ok(Err(error)) => Err(error.into()),
+            _ => Err(OpsError::Input(
+                "the in-process server did not start".into(),
+            )),
+        }
+    }
+
+    /// Stops it gracefully (in-flight events finish) and returns its result.
+    pub async fn stop(self) -> Result<(), OpsError> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(result) => Ok(result?),
+            Err(error) => Err(OpsError::Input(format!(
+                "the in-process server panicked: {error}"
+            ))),
+        }
+    }
+}
+
 /// Opens the database of a data directory.
 pub fn store(data_dir: &Path) -> Result<SqliteStore, OpsError> {
     Ok(open_store(data_dir)?)
-}
-
-fn label<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// `mw audit`: the decision trail of a conversation, redacted, oldest first.
@@ -65,7 +120,7 @@ pub async fn audit(data_dir: &Path, conversation_id: &str, json: bool) -> Result
         if let Some(decision) = &record.decision {
             out.push_str(&format!(
                 "  {} · {} → {} (confidence {:.2})\n  tags: {}\n",
-                label(&decision.tier),
+                decision.tier.as_str(),
                 decision.primary_intent,
                 decision.team_name,
                 decision.routing_confidence,
@@ -80,7 +135,7 @@ pub async fn audit(data_dir: &Path, conversation_id: &str, json: bool) -> Result
             for reason in &decision.reasons {
                 out.push_str(&format!(
                     "  [{}] {}: {}\n",
-                    label(&reason.gate),
+                    reason.gate.as_str(),
                     reason.code,
                     reason.detail
                 ));

@@ -1,30 +1,38 @@
 //! What the policy decides and what `decide` returns: tier, route, tags, optional
 //! reply and close, the ordered actions, and every reason.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+use strum::IntoStaticStr;
 
 use crate::vocab::{Intent, Language, Team, slugify};
 
 /// The tier actually applied to an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AppliedTier {
     /// Escalated to a Tier 0 team; no customer message.
     #[serde(rename = "tier_0")]
+    #[strum(serialize = "tier_0")]
     Tier0,
     /// A Tier 1 template was sent.
     #[serde(rename = "tier_1")]
+    #[strum(serialize = "tier_1")]
     Tier1,
     /// A verified Tier 2 template was sent.
     #[serde(rename = "tier_2")]
+    #[strum(serialize = "tier_2")]
     Tier2,
     /// Tagged and routed only.
     RouteOnly,
 }
 
 impl AppliedTier {
+    /// The stable string form (`tier_0`, `tier_1`, `tier_2`, `route_only`), as in JSON.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
     /// The `mw-tier-N` tag, when the tier has one.
     pub fn tag(self) -> Option<&'static str> {
         match self {
@@ -37,8 +45,11 @@ impl AppliedTier {
 }
 
 /// The gate (policy step) a reason belongs to, in evaluation order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 #[allow(missing_docs, reason = "gate names follow SPEC §3")]
 pub enum Gate {
     KillSwitch,
@@ -56,6 +67,13 @@ pub enum Gate {
     AutoClose,
     Render,
     Guard,
+}
+
+impl Gate {
+    /// The stable string form, as in JSON (`kill_switch`, `tier0`, …).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// One step of the decision trail. `code` is stable (machine-readable); `detail`
@@ -276,19 +294,6 @@ impl Decision {
     pub fn sends_customer_message(&self) -> bool {
         self.actions.iter().any(Action::is_customer_message)
     }
-
-    /// Reasons grouped by gate (for reports).
-    pub fn reasons_by_gate(&self) -> BTreeMap<String, Vec<&Reason>> {
-        let mut map: BTreeMap<String, Vec<&Reason>> = BTreeMap::new();
-        for reason in &self.reasons {
-            let gate = serde_json::to_value(reason.gate)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            map.entry(gate).or_default().push(reason);
-        }
-        map
-    }
 }
 
 /// The tags for a verdict: route tag, intent, tier, markers, fallback, reply/close
@@ -317,4 +322,25 @@ pub fn tags_for(verdict: &Verdict, replied: bool, closed: bool) -> Vec<String> {
     }
     tags.push(TAG_ROUTING_APPLIED.to_owned());
     tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    #[test]
+    fn string_forms_match_json() {
+        for gate in Gate::iter() {
+            assert_eq!(serde_json::to_value(gate).unwrap(), gate.as_str());
+        }
+        for tier in [
+            AppliedTier::Tier0,
+            AppliedTier::Tier1,
+            AppliedTier::Tier2,
+            AppliedTier::RouteOnly,
+        ] {
+            assert_eq!(serde_json::to_value(tier).unwrap(), tier.as_str());
+        }
+    }
 }
