@@ -9,13 +9,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use mw_core::{
-    Action, ActionOutcome, Actions, Channel, Conversation, Conversations, Customer, Message, Order,
-    OrderLookup, Orders, PortError, Sender, fingerprint, parse_timestamp,
+    Action, ActionOutcome, Actions, Channel, Conversation, Conversations, Customer, InboundEvent,
+    Message, Order, OrderLookup, Orders, PortError, Sender, fingerprint, parse_timestamp,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::sqlite::SqliteStore;
+use crate::webhook::id_string;
 
 /// One line of a conversations file.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,30 +69,30 @@ impl ConversationFile {
 /// Conversations and orders for one event, in dry-run mode.
 #[derive(Debug)]
 pub struct PayloadVendor {
+    event: InboundEvent,
     payload: Value,
     file: Arc<ConversationFile>,
 }
 
 impl PayloadVendor {
-    /// The vendor view for one event payload.
-    pub fn new(payload: Value, file: Arc<ConversationFile>) -> PayloadVendor {
-        PayloadVendor { payload, file }
+    /// The vendor view for one event: its parsed form and its raw payload.
+    pub fn new(event: InboundEvent, payload: Value, file: Arc<ConversationFile>) -> PayloadVendor {
+        PayloadVendor {
+            event,
+            payload,
+            file,
+        }
     }
 
+    /// The conversation the payload itself describes: its `messages`, or its `text`
+    /// as one customer message. Channel and customer come from the parsed event.
     fn payload_conversation(&self, id: &str) -> Option<Conversation> {
-        let payload = &self.payload;
-        let string = |key: &str| payload.get(key).and_then(Value::as_str).map(str::to_owned);
-        let id_of = |value: &Value| match value {
-            Value::String(text) => Some(text.clone()),
-            Value::Number(number) => Some(number.to_string()),
-            _ => None,
-        };
-        let messages: Vec<Message> = match payload.get("messages").and_then(Value::as_array) {
+        let messages: Vec<Message> = match self.payload.get("messages").and_then(Value::as_array) {
             Some(items) => items
                 .iter()
                 .filter_map(|item| {
                     Some(Message {
-                        id: id_of(item.get("id")?)?,
+                        id: id_string(item.get("id"))?,
                         sender: match item.get("sender").and_then(Value::as_str) {
                             Some("agent") => Sender::Agent,
                             Some("bot") => Sender::Bot,
@@ -106,10 +107,11 @@ impl PayloadVendor {
                 })
                 .collect(),
             None => {
-                let text = string("text")?;
-                let message_id = payload
-                    .get("message_id")
-                    .and_then(id_of)
+                let text = self.payload.get("text").and_then(Value::as_str)?.to_owned();
+                let message_id = self
+                    .event
+                    .message_id
+                    .clone()
                     .unwrap_or_else(|| format!("m-{}", &fingerprint(text.as_bytes())[..16]));
                 vec![Message {
                     id: message_id,
@@ -119,30 +121,12 @@ impl PayloadVendor {
                 }]
             }
         };
-        let customer = payload.get("customer");
         Some(Conversation {
             id: id.to_owned(),
-            channel: string("channel")
-                .as_deref()
-                .and_then(Channel::from_richpanel),
+            channel: self.event.channel,
             tags: Vec::new(),
             messages,
-            customer: Customer {
-                id: customer
-                    .and_then(|c| c.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                name: customer
-                    .and_then(|c| c.get("name"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .or_else(|| string("customer_name")),
-                email: customer
-                    .and_then(|c| c.get("email"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .or_else(|| string("customer_email")),
-            },
+            customer: self.event.customer.clone(),
         })
     }
 }

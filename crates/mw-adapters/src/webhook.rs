@@ -201,7 +201,8 @@ pub fn canonical(value: &Value) -> Value {
     }
 }
 
-fn id_string(value: Option<&Value>) -> Option<String> {
+/// A string or numeric id as a string.
+pub(crate) fn id_string(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),

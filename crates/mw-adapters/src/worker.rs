@@ -125,7 +125,7 @@ async fn process(deps: &WorkerDeps, delivery: &Delivery) -> Result<Processed, St
     let scoped;
     let (conversations, orders): (&dyn Conversations, &dyn Orders) = match &deps.vendor {
         Vendor::DryRun(file) => {
-            scoped = PayloadVendor::new(payload, file.clone());
+            scoped = PayloadVendor::new(event.clone(), payload, file.clone());
             (&scoped, &scoped)
         }
         Vendor::Live {
