@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 //! The `mw` binary as an operator uses it: exit codes, JSON keys, stdin input.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -216,18 +218,7 @@ fn rules_print_default_round_trips_through_check() {
 }
 
 fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "mw-cli-test-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
+    let dir = common::temp_path("cli");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
 }

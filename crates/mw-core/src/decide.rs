@@ -84,7 +84,9 @@ pub fn decide(input: &DecideInput<'_>, policy: &dyn Policy, renderer: &dyn Rende
 /// Defence in depth: conditions under which no customer message may leave, whatever
 /// the policy said. Returns the reason code when one holds.
 fn guard(verdict: &Verdict, input: &DecideInput<'_>) -> Option<&'static str> {
-    let flags = input.flags?;
+    let Some(flags) = input.flags else {
+        return Some("flags_unreadable");
+    };
     if verdict.tier == AppliedTier::Tier0 {
         Some("tier0_never_automated")
     } else if flags.safe_mode {
@@ -117,20 +119,15 @@ fn finish(
     variables: &crate::ports::Variables,
     deterministic_order_match: bool,
 ) -> Decision {
-    if verdict.reply.is_some() {
-        let blocked = if input.flags.is_none() {
-            Some("flags_unreadable")
-        } else {
-            guard(&verdict, input)
-        };
-        if let Some(code) = blocked {
-            downgrade(
-                &mut verdict,
-                Gate::Guard,
-                code,
-                "no customer message under this condition".into(),
-            );
-        }
+    if verdict.reply.is_some()
+        && let Some(code) = guard(&verdict, input)
+    {
+        downgrade(
+            &mut verdict,
+            Gate::Guard,
+            code,
+            "no customer message under this condition".into(),
+        );
     }
     let mut reply = None;
     if let (Some(plan), Some(channel)) = (verdict.reply.clone(), input.channel) {
