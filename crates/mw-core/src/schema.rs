@@ -171,22 +171,17 @@ fn check<T: serde::de::DeserializeOwned>(
     T::deserialize(value).map_err(|error| SchemaError::Violation {
         schema: title,
         path: String::new(),
-        message: format!("does not match the typed model: {}", error.classify_name()),
+        message: format!("does not match the typed model: {}", error_category(&error)),
     })
 }
 
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "i/o error",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "wrong field type or value",
-            serde_json::error::Category::Eof => "unexpected end of input",
-        }
+/// What kind of JSON error it was, without quoting the input.
+fn error_category(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "i/o error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "wrong field type or value",
+        serde_json::error::Category::Eof => "unexpected end of input",
     }
 }
 
@@ -198,7 +193,7 @@ pub fn validate_decision(value: &Value) -> Result<ModelDecision, SchemaError> {
 /// Parses and validates `mw_decision_v1` JSON text.
 pub fn parse_decision(text: &str) -> Result<ModelDecision, SchemaError> {
     let value: Value = serde_json::from_str(text)
-        .map_err(|error| SchemaError::InvalidJson(error.classify_name().to_owned()))?;
+        .map_err(|error| SchemaError::InvalidJson(error_category(&error).to_owned()))?;
     validate_decision(&value)
 }
 
@@ -210,7 +205,7 @@ pub fn validate_verifier(value: &Value) -> Result<VerifierDecision, SchemaError>
 /// Parses and validates `mw_tier2_verifier_v1` JSON text.
 pub fn parse_verifier(text: &str) -> Result<VerifierDecision, SchemaError> {
     let value: Value = serde_json::from_str(text)
-        .map_err(|error| SchemaError::InvalidJson(error.classify_name().to_owned()))?;
+        .map_err(|error| SchemaError::InvalidJson(error_category(&error).to_owned()))?;
     validate_verifier(&value)
 }
 
