@@ -91,6 +91,8 @@ pub struct Components {
     pub vendor: Vendor,
     /// Actions; `None` ⇒ the dry-run outbox.
     pub actions: Option<Arc<dyn Actions>>,
+    /// Metrics, shared with the vendor clients.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The database file inside a data directory.
@@ -252,7 +254,7 @@ pub async fn serve(
     if released > 0 {
         info!(released, "released events left in flight by a previous run");
     }
-    let metrics = Arc::new(Metrics::new());
+    let metrics = components.metrics.clone();
     let wake = Arc::new(Notify::new());
     let ingress_queue = Arc::new(crate::batch::GroupCommitQueue::start(
         ingress_store.clone(),

@@ -412,6 +412,17 @@ impl SqliteStore {
         })
     }
 
+    /// The conversations decided most recently, newest first.
+    pub fn recent_conversations(&self, limit: usize) -> Result<Vec<String>, PortError> {
+        self.with(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT conversation_id FROM audit GROUP BY conversation_id ORDER BY MAX(at) DESC LIMIT ?1",
+            )?;
+            let rows = statement.query_map([limit as i64], |row| row.get::<_, String>(0))?;
+            rows.collect()
+        })
+    }
+
     /// Outbox entries, oldest first (optionally for one conversation).
     pub fn outbox(&self, conversation_id: Option<&str>) -> Result<Vec<OutboxEntry>, PortError> {
         self.with(|conn| {

@@ -59,6 +59,7 @@ fn decide_tier2_reply(bencher: Bencher) {
     let classification = Classification {
         output: ModelOutput::Json(model_output()),
         scores: vec![],
+        verification: None,
     };
     let verifier = VerifierInput::Json(
         json!({"schema_version": "mw_tier2_verifier_v1", "allow_tier2": true,

@@ -137,15 +137,18 @@ impl Engine {
                 Classification {
                     output: ModelOutput::Json(outcome.decision),
                     scores: outcome.scores,
+                    verification: None,
                 }
             }
             ClassifierSource::Recorded(Some(value)) => Classification {
                 output: ModelOutput::Json(value.clone()),
                 scores: Vec::new(),
+                verification: None,
             },
             ClassifierSource::Recorded(None) => Classification {
                 output: ModelOutput::Failed("no model output was recorded".into()),
                 scores: Vec::new(),
+                verification: None,
             },
         }
     }

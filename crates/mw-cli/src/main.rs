@@ -90,6 +90,32 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Check the live configuration: the Richpanel key, every tag and team mw uses
+    /// (--fix creates missing tags), the bot author, the assignees, the OpenAI key
+    /// and model, and the order linkage of recent conversations. Prints counts and
+    /// names only, never customer data. Exits 1 when a check fails.
+    Doctor {
+        /// Create missing tags.
+        #[arg(long)]
+        fix: bool,
+        /// A conversation whose order linkage to sample (repeatable; default: the
+        /// most recent ones of the data directory).
+        #[arg(long = "conversation")]
+        conversations: Vec<String>,
+        /// How many recent conversations to sample.
+        #[arg(long, default_value_t = 20)]
+        sample: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Config file, as for `mw serve`.
+        #[arg(long, env = "MW_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        settings: Box<mw_cli::serve::ServeSettings>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Post each JSONL event to the running ingress of the data directory (or to an
     /// in-process one when none runs), wait until all are processed, print a summary.
     Replay {
@@ -438,6 +464,47 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 shutdown_signal(),
             ))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor {
+            fix,
+            mut conversations,
+            sample,
+            json,
+            config,
+            settings,
+            data,
+        } => {
+            let settings = settings.merged_with_file(config.as_deref())?;
+            let engine = Engine::load(
+                data.rules.as_deref(),
+                data.templates.as_deref(),
+                data.policy.as_deref(),
+            )?;
+            let database = mw_adapters::server::database_path(&settings.data_dir());
+            if conversations.is_empty() && database.exists() {
+                conversations = mw_cli::ops::store(&settings.data_dir())?
+                    .recent_conversations(sample)
+                    .map_err(mw_cli::ops::OpsError::from)?;
+            }
+            let options = mw_cli::doctor::DoctorOptions { fix, conversations };
+            let checks = runtime()?.block_on(mw_cli::doctor::doctor(
+                &settings,
+                engine.policy.config(),
+                &options,
+            ))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&checks).unwrap_or_default()
+                );
+            } else {
+                print!("{}", mw_cli::doctor::render(&checks));
+            }
+            Ok(if mw_cli::doctor::failed(&checks) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Replay {
             file,

@@ -8,8 +8,14 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use mw_adapters::dryrun::ConversationFile;
+use mw_adapters::http::RetryPolicy;
+use mw_adapters::metrics::Metrics;
+use mw_adapters::openai::{OpenAiClassifier, OpenAiClient, OpenAiConfig, OpenAiVerifier};
+use mw_adapters::richpanel::{RichpanelClient, RichpanelConfig};
+use mw_adapters::shopify::{ShopifyConfig, ShopifyTracking};
 use mw_adapters::worker::{Vendor, WorkerConfig};
 use mw_adapters::{AuthMode, Components, Durability, ServeConfig, Throttle};
+use mw_core::{Actions, Classifier, Orders, Verifier};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, EngineError};
@@ -111,11 +117,56 @@ pub struct ServeSettings {
     /// Log filter, e.g. `info` or `mw_adapters=debug` [default: info].
     #[arg(long, env = "MW_LOG")]
     pub log: Option<String>,
-    /// Richpanel API key: not supported by this build yet (actions go to the dry-run
-    /// outbox); set only when the Richpanel client is available.
+    /// Richpanel API root [default: https://api.richpanel.com].
+    #[arg(long, env = "MW_RICHPANEL_BASE_URL")]
+    pub richpanel_base_url: Option<String>,
+    /// Richpanel API key. Without it, conversations come from the event payloads
+    /// and actions go to the dry-run outbox. Environment only (never in the file).
     #[arg(long, env = "MW_RICHPANEL_API_KEY", hide_env_values = true)]
-    #[serde(skip_serializing)]
+    #[serde(skip)]
     pub richpanel_api_key: Option<String>,
+    /// The Richpanel user id replies are sent as (the bot agent); required with an
+    /// API key. Its messages are recognised as ours (loop guard).
+    #[arg(long, env = "MW_RICHPANEL_BOT_AUTHOR_ID")]
+    pub richpanel_bot_author_id: Option<String>,
+    /// Richpanel requests allowed per window, shared by all workers [default: 50].
+    #[arg(long, env = "MW_RICHPANEL_RATE_LIMIT")]
+    pub richpanel_rate_limit: Option<u32>,
+    /// Richpanel rate-limit window, seconds [default: 30].
+    #[arg(long, env = "MW_RICHPANEL_RATE_WINDOW_SECS")]
+    pub richpanel_rate_window_secs: Option<f64>,
+    /// Timeout of one Richpanel request, seconds [default: 10].
+    #[arg(long, env = "MW_RICHPANEL_TIMEOUT_SECS")]
+    pub richpanel_timeout_secs: Option<f64>,
+    /// Send tag ids instead of names when tagging (missing tags are created)
+    /// [default: false].
+    #[arg(long, env = "MW_RICHPANEL_TAGS_AS_IDS")]
+    pub richpanel_tags_as_ids: Option<bool>,
+    /// OpenAI-compatible API root [default: https://api.openai.com/v1].
+    #[arg(long, env = "MW_OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+    /// OpenAI API key. With it, the classifier and the Tier 2 verifier are the
+    /// model; without it, the embedded rules. Environment only.
+    #[arg(long, env = "MW_OPENAI_API_KEY", hide_env_values = true)]
+    #[serde(skip)]
+    pub openai_api_key: Option<String>,
+    /// Model with strict structured outputs [default: gpt-4o-mini].
+    #[arg(long, env = "MW_OPENAI_MODEL")]
+    pub openai_model: Option<String>,
+    /// Overall deadline of one model call, retries included, seconds [default: 30].
+    #[arg(long, env = "MW_OPENAI_TIMEOUT_SECS")]
+    pub openai_timeout_secs: Option<f64>,
+    /// Shopify store root, e.g. https://example.myshopify.com: read tracking from
+    /// Shopify when the Richpanel order has none (needs the access token).
+    #[arg(long, env = "MW_SHOPIFY_STORE_URL")]
+    pub shopify_store_url: Option<String>,
+    /// Shopify Admin API access token. Environment only.
+    #[arg(long, env = "MW_SHOPIFY_ACCESS_TOKEN", hide_env_values = true)]
+    #[serde(skip)]
+    pub shopify_access_token: Option<String>,
+    /// Shopify Admin API version [default: 2025-01].
+    #[arg(long, env = "MW_SHOPIFY_API_VERSION")]
+    pub shopify_api_version: Option<String>,
 }
 
 /// Why `mw serve` could not start.
@@ -169,6 +220,8 @@ impl ServeSettings {
                 message: error.to_string(),
             })?;
         settings.richpanel_api_key = self.richpanel_api_key;
+        settings.openai_api_key = self.openai_api_key;
+        settings.shopify_access_token = self.shopify_access_token;
         Ok(settings)
     }
 
@@ -242,35 +295,160 @@ impl ServeSettings {
         })
     }
 
-    /// The components: the embedded engine, dry-run vendor and outbox.
-    pub fn components(&self, engine: Engine) -> Result<Components, SettingsError> {
-        if self
-            .richpanel_api_key
-            .as_deref()
-            .is_some_and(|key| !key.trim().is_empty())
-        {
-            return Err(SettingsError::Invalid(
-                "MW_RICHPANEL_API_KEY is set, but this build has no Richpanel client yet; unset it to run with the dry-run outbox".into(),
-            ));
-        }
-        let file = match &self.conversations_file {
-            Some(path) => ConversationFile::load(path).map_err(SettingsError::Invalid)?,
-            None => ConversationFile::default(),
+    /// The Richpanel client settings, when an API key is configured.
+    pub fn richpanel_config(&self) -> Result<Option<RichpanelConfig>, SettingsError> {
+        let Some(key) = secret(&self.richpanel_api_key) else {
+            return Ok(None);
         };
+        let bot = self
+            .richpanel_bot_author_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|bot| !bot.is_empty())
+            .ok_or_else(|| {
+                SettingsError::Invalid(
+                    "MW_RICHPANEL_API_KEY is set but MW_RICHPANEL_BOT_AUTHOR_ID is not: replies need the Richpanel user id of the bot agent (see `mw doctor`)".into(),
+                )
+            })?;
+        let mut config = RichpanelConfig::new(key, bot);
+        if let Some(url) = &self.richpanel_base_url {
+            config.base_url = url.trim().to_owned();
+        }
+        config.rate_limit = self.richpanel_rate_limit.unwrap_or(50).max(1);
+        config.rate_window = seconds(
+            self.richpanel_rate_window_secs,
+            30.0,
+            "richpanel_rate_window_secs",
+        )?;
+        config.retry.timeout =
+            seconds(self.richpanel_timeout_secs, 10.0, "richpanel_timeout_secs")?;
+        config.tags_as_ids = self.richpanel_tags_as_ids.unwrap_or(false);
+        Ok(Some(config))
+    }
+
+    /// The OpenAI client settings, when an API key is configured.
+    pub fn openai_config(&self) -> Result<Option<OpenAiConfig>, SettingsError> {
+        let Some(key) = secret(&self.openai_api_key) else {
+            return Ok(None);
+        };
+        let mut config = OpenAiConfig::new(
+            key,
+            self.openai_model.as_deref().unwrap_or("gpt-4o-mini").trim(),
+        );
+        if let Some(url) = &self.openai_base_url {
+            config.base_url = url.trim().to_owned();
+        }
+        let deadline = seconds(self.openai_timeout_secs, 30.0, "openai_timeout_secs")?;
+        config.retry.deadline = deadline;
+        config.retry.timeout = deadline;
+        Ok(Some(config))
+    }
+
+    /// The Shopify tracking source, when both the store and the token are set.
+    pub fn shopify_config(&self) -> Result<Option<ShopifyConfig>, SettingsError> {
+        match (&self.shopify_store_url, secret(&self.shopify_access_token)) {
+            (None, None) => Ok(None),
+            (Some(url), Some(token)) => Ok(Some(ShopifyConfig {
+                base_url: url.trim().to_owned(),
+                access_token: token.to_owned(),
+                api_version: self
+                    .shopify_api_version
+                    .clone()
+                    .unwrap_or_else(|| "2025-01".into()),
+                retry: RetryPolicy::RICHPANEL,
+            })),
+            _ => Err(SettingsError::Invalid(
+                "Shopify tracking needs both MW_SHOPIFY_STORE_URL and MW_SHOPIFY_ACCESS_TOKEN"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The components: Richpanel when a key is set (else the dry-run vendor and
+    /// outbox), OpenAI when a key is set (else the embedded rules), the embedded
+    /// policy and templates.
+    pub fn components(&self, engine: Engine) -> Result<Components, SettingsError> {
+        let metrics = Arc::new(Metrics::new());
         let Engine {
             policy,
             catalog,
             rules,
             verifier,
         } = engine;
+        let (classifier, verifier): (Arc<dyn Classifier>, Arc<dyn Verifier>) =
+            match self.openai_config()? {
+                Some(config) => {
+                    let client = Arc::new(
+                        OpenAiClient::new(config)
+                            .map_err(|error| SettingsError::Invalid(error.to_string()))?
+                            .with_metrics(metrics.clone()),
+                    );
+                    (
+                        Arc::new(OpenAiClassifier::new(client.clone())),
+                        Arc::new(OpenAiVerifier::new(client)),
+                    )
+                }
+                None => (Arc::new(rules), Arc::new(verifier)),
+            };
+        let (vendor, actions): (Vendor, Option<Arc<dyn Actions>>) = match self.richpanel_config()? {
+            Some(config) => {
+                let client = Arc::new(
+                    RichpanelClient::new(config)
+                        .map_err(|error| SettingsError::Invalid(error.to_string()))?
+                        .with_metrics(metrics.clone()),
+                );
+                let orders: Arc<dyn Orders> = match self.shopify_config()? {
+                    Some(shopify) => Arc::new(
+                        ShopifyTracking::new(client.clone(), shopify)
+                            .map_err(|error| SettingsError::Invalid(error.to_string()))?,
+                    ),
+                    None => client.clone(),
+                };
+                (
+                    Vendor::Live {
+                        conversations: client.clone(),
+                        orders,
+                    },
+                    Some(client),
+                )
+            }
+            None => {
+                let file = match &self.conversations_file {
+                    Some(path) => ConversationFile::load(path).map_err(SettingsError::Invalid)?,
+                    None => ConversationFile::default(),
+                };
+                (Vendor::DryRun(Arc::new(file)), None)
+            }
+        };
         Ok(Components {
-            classifier: Arc::new(rules),
-            verifier: Arc::new(verifier),
+            classifier,
+            verifier,
             policy: Arc::new(policy),
             renderer: Arc::new(catalog),
-            vendor: Vendor::DryRun(Arc::new(file)),
-            actions: None,
+            vendor,
+            actions,
+            metrics,
         })
+    }
+}
+
+/// A secret that is set and not blank.
+fn secret(value: &Option<String>) -> Option<&str> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+/// A duration setting in seconds (positive and finite), or its default.
+fn seconds(value: Option<f64>, default: f64, name: &str) -> Result<Duration, SettingsError> {
+    let value = value.unwrap_or(default);
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(SettingsError::Invalid(format!(
+            "{name} must be a positive number of seconds, not {value}"
+        )))
     }
 }
 

@@ -100,7 +100,19 @@ impl Reason {
 }
 
 /// Condition tags the policy attaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs, reason = "each variant is its tag")]
 pub enum Marker {
@@ -153,6 +165,8 @@ pub struct VerifierRequest {
     pub deterministic_match: bool,
     /// The intent the policy proposes to answer.
     pub proposed_intent: Intent,
+    /// The Tier 2 template the policy proposes to send.
+    pub proposed_template: String,
     /// The customer message, PII redacted.
     pub redacted_message: String,
 }
@@ -321,6 +335,37 @@ pub fn tags_for(verdict: &Verdict, replied: bool, closed: bool) -> Vec<String> {
         tags.push(TAG_DEFLECTED.to_owned());
     }
     tags.push(TAG_ROUTING_APPLIED.to_owned());
+    tags
+}
+
+/// Every tag [`tags_for`] can write for a tenant whose teams have these names:
+/// what must exist in Richpanel before going live (`mw doctor`).
+pub fn all_tags<'a>(team_names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    use strum::IntoEnumIterator;
+    let mut tags: Vec<String> = team_names
+        .into_iter()
+        .map(|name| format!("route-{}", slugify(name)))
+        .collect();
+    tags.extend(Intent::iter().map(|intent| format!("mw-intent-{}", intent.as_str())));
+    tags.extend(
+        [AppliedTier::Tier0, AppliedTier::Tier1, AppliedTier::Tier2]
+            .iter()
+            .filter_map(|tier| tier.tag().map(str::to_owned)),
+    );
+    tags.extend(Team::iter().map(|team| format!("mw-wanted-team-{}", team.slug())));
+    tags.extend(Marker::iter().map(|marker| marker.tag().to_owned()));
+    tags.extend(
+        [
+            TAG_AUTO_REPLIED,
+            TAG_AUTO_CLOSED,
+            TAG_DEFLECTED,
+            TAG_SEND_FAILED,
+            TAG_ROUTING_APPLIED,
+        ]
+        .map(str::to_owned),
+    );
+    tags.sort();
+    tags.dedup();
     tags
 }
 

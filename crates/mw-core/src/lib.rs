@@ -25,7 +25,7 @@ pub use decide::{DecideInput, decide};
 pub use decision::{
     Action, AppliedTier, Decision, Gate, MAX_ACTIONS, Marker, Reason, Reply, ReplyPlan,
     TAG_AUTO_CLOSED, TAG_AUTO_REPLIED, TAG_DEFLECTED, TAG_ROUTING_APPLIED, TAG_SEND_FAILED,
-    Verdict, VerifierRequest, tags_for,
+    Verdict, VerifierRequest, all_tags, tags_for,
 };
 pub use model::{
     Conversation, Customer, Fulfillment, InboundEvent, Message, Order, OrderLookup, ReplyHistory,

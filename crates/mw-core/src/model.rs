@@ -128,6 +128,9 @@ pub struct Order {
     /// Store order id.
     #[serde(default, deserialize_with = "lenient_string")]
     pub order_id: Option<String>,
+    /// The store's own key, e.g. a Shopify global id `gid://shopify/Order/…`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub order_db_key: Option<String>,
     /// Customer-facing order number, e.g. `#10482`.
     #[serde(default, deserialize_with = "lenient_string")]
     pub order_name: Option<String>,

@@ -231,7 +231,18 @@ impl Pipeline<'_> {
         };
         let mut decision = decide(&input, self.policy, self.renderer);
         if let Some(request) = decision.verifier_request.clone() {
-            let answer = self.verifier.verify(&request).await;
+            let answer = match &classification.verification {
+                Some(stored) => stored.clone(),
+                None => {
+                    let answer = self.verifier.verify(&request).await;
+                    let mut with_answer = classification.clone();
+                    with_answer.verification = Some(answer.clone());
+                    self.state
+                        .store_classification(&event_key, &with_answer)
+                        .await?;
+                    answer
+                }
+            };
             input.verifier = &answer;
             decision = decide(&input, self.policy, self.renderer);
         }
@@ -309,7 +320,7 @@ impl Pipeline<'_> {
 
     /// Executes the actions in order, each under its ledger key: pending before the
     /// call, done after. A pending entry found on a retry is reconciled against the
-    /// destination before anything is sent again. A failed reply leaves
+    /// destination before anything is sent again. A reply rejected for good leaves
     /// `mw-send-failed` and stops (no close); any other failure is retried.
     async fn execute(
         &self,
@@ -372,7 +383,9 @@ impl Pipeline<'_> {
                         ActionOutcome::DryRun => "dry_run",
                     }));
                 }
-                Err(error) if action.is_customer_message() => {
+                // A reply that failed for good: tag it and leave it to a human. A
+                // transient failure leaves the entry pending: the retry reconciles.
+                Err(error) if action.is_customer_message() && !error.is_transient() => {
                     self.state
                         .set_ledger(&key, LedgerStatus::Failed, now)
                         .await?;

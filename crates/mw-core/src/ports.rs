@@ -141,6 +141,10 @@ pub struct Classification {
     /// Per-intent scores, when the classifier has them.
     #[serde(default)]
     pub scores: Vec<IntentScore>,
+    /// The Tier 2 verifier's answer for the same event, once asked: stored with the
+    /// classification so that a retried event pays for neither call twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerifierInput>,
 }
 
 /// What a classifier receives: redacted text only.
@@ -251,6 +255,18 @@ pub enum PortError {
     /// A conditional write found the record already present.
     #[error("already exists: {0}")]
     Conflict(String),
+}
+
+impl PortError {
+    /// Whether the failure may go away by itself (throttling, timeouts, outages):
+    /// the outcome of a write that failed this way is unknown, and the event is
+    /// retried later rather than given up.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PortError::RateLimited { .. } | PortError::Timeout(_) | PortError::Unavailable(_)
+        )
+    }
 }
 
 /// Reads conversations.

@@ -265,6 +265,7 @@ impl TierPolicy {
                 *verifier_request = Some(VerifierRequest {
                     deterministic_match: input.order.deterministic_match,
                     proposed_intent: intent,
+                    proposed_template: template.to_owned(),
                     redacted_message: redact(input.text),
                 });
                 fallback(

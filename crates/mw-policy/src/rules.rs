@@ -326,6 +326,7 @@ impl Classifier for RulesClassifier {
         Classification {
             output: ModelOutput::Json(outcome.decision),
             scores: outcome.scores,
+            verification: None,
         }
     }
 }

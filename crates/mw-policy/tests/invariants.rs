@@ -468,6 +468,7 @@ fn decide_case(case: &Case, policy: &TierPolicy) -> Decision {
     let classification = Classification {
         output: case.model.clone(),
         scores: case.scores.clone(),
+        verification: None,
     };
     decide(
         &DecideInput {
@@ -857,6 +858,7 @@ mod regressions {
         let classification = Classification {
             output: case.model.clone(),
             scores: vec![],
+            verification: None,
         };
         let decision = decide(
             &DecideInput {
