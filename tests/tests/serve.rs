@@ -8,108 +8,14 @@
     reason = "test code"
 )]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mw_adapters::server::open_store;
-use mw_adapters::{SqliteStore, WebhookAuth};
-use mw_cli::Engine;
-use mw_cli::ops::InProcessServer;
-use mw_cli::serve::{AuthModeArg, LogFormat, ServeSettings};
+use mw_adapters::WebhookAuth;
+use mw_cli::serve::AuthModeArg;
 use mw_core::StateStore;
+use mw_tests::{start, tempdir};
 use serde_json::{Value, json};
-
-struct Server {
-    url: String,
-    data_dir: PathBuf,
-    store: Arc<SqliteStore>,
-    server: InProcessServer,
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("mw-serve-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn start(name: &str, tweak: impl FnOnce(&mut ServeSettings)) -> Server {
-    let data_dir = tempdir(name);
-    let mut settings = ServeSettings {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        data_dir: Some(data_dir.clone()),
-        webhook_tokens: Some(vec!["tok-a".into(), "tok-b".into()]),
-        rate_limit_per_sec: Some(0),
-        flags_cache_secs: Some(1),
-        retry_delay_ms: Some(50),
-        workers: Some(4),
-        log_format: Some(LogFormat::Text),
-        ..ServeSettings::default()
-    };
-    tweak(&mut settings);
-    let server = InProcessServer::start(&settings, Engine::embedded().unwrap())
-        .await
-        .unwrap();
-    let store = Arc::new(open_store(&data_dir).unwrap());
-    Server {
-        url: server.url.clone(),
-        data_dir,
-        store,
-        server,
-    }
-}
-
-impl Server {
-    async fn post(&self, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .post(format!("{}/webhook/richpanel", self.url))
-            .body(body.to_owned());
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post_token(&self, body: &Value) -> (u16, Value) {
-        self.post(
-            &body.to_string(),
-            &[("x-richpanel-webhook-token", "tok-a".into())],
-        )
-        .await
-    }
-
-    async fn drain(&self) {
-        for _ in 0..400 {
-            let stats = self.store.stats(chrono::Utc::now()).unwrap();
-            if stats.depth == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("queue did not drain");
-    }
-
-    fn replies(&self, conversation: &str) -> Vec<Value> {
-        self.store
-            .outbox(Some(conversation))
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.kind == "reply")
-            .map(|e| e.action)
-            .collect()
-    }
-
-    async fn stop(self) {
-        self.server.stop().await.unwrap();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
 
 fn damaged(conversation: &str, message: &str) -> Value {
     json!({"ticket_id": conversation, "message_id": message, "channel": "email", "customer_name": "Maria Lopez",
