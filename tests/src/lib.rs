@@ -134,4 +134,3 @@ impl Server {
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
-

@@ -19,7 +19,7 @@ use mw_core::{
     Action, ActionOutcome, Actions, Channel, Conversation, Conversations, Customer, Message, Order,
     OrderLookup, Orders, PortError, Sender, parse_timestamp,
 };
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
 use crate::http::{Failed, RetryPolicy, status_failure, transport_failure, with_retries};
@@ -113,9 +113,16 @@ fn quota(limit: u32, window: Duration) -> Quota {
         .unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MIN))
 }
 
+/// Everything but RFC 3986 unreserved characters is encoded in a path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// One path segment, percent-encoded.
 fn segment(id: &str) -> String {
-    utf8_percent_encode(id, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(id, SEGMENT).to_string()
 }
 
 impl RichpanelClient {
@@ -822,6 +829,7 @@ mod tests {
             "Hi & welcome Line two"
         );
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(segment("t_9f2c-1.x~"), "t_9f2c-1.x~");
     }
 
     #[test]

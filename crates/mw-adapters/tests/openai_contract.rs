@@ -16,8 +16,8 @@ use mw_adapters::openai::{
     VERIFIER_PROMPT, strict_schema,
 };
 use mw_core::{
-    Channel, Classifier, ClassifyRequest, Intent, ModelOutput, VerifierInput, VerifierRequest,
-    Verifier, decision_schema, validate_decision, verifier_schema,
+    Channel, Classifier, ClassifyRequest, Intent, ModelOutput, Verifier, VerifierInput,
+    VerifierRequest, decision_schema, validate_decision, verifier_schema,
 };
 use mw_fakes::{FakeOpenAi, FakeReply};
 use serde_json::{Value, json};
@@ -73,7 +73,10 @@ async fn the_classification_request_has_every_documented_field() {
     assert_eq!(format["strict"], true);
     assert_eq!(format["schema"], strict_schema(decision_schema()));
     let messages = body["messages"].as_array().unwrap();
-    assert_eq!(messages[0], json!({"role": "system", "content": CLASSIFIER_PROMPT}));
+    assert_eq!(
+        messages[0],
+        json!({"role": "system", "content": CLASSIFIER_PROMPT})
+    );
     assert!(messages.len() >= 2 + 16, "few-shot examples are sent");
     let last = messages.last().unwrap();
     assert_eq!(last["role"], "user");
@@ -82,7 +85,11 @@ async fn the_classification_request_has_every_documented_field() {
     let text = content
         .trim_start_matches("Channel: email\n<<<CUSTOMER_MESSAGE\n")
         .trim_end_matches("\nCUSTOMER_MESSAGE>>>");
-    assert_eq!(text.chars().count(), 8_000, "input truncated to 8,000 characters");
+    assert_eq!(
+        text.chars().count(),
+        8_000,
+        "input truncated to 8,000 characters"
+    );
     fake.stop().await;
 }
 
@@ -103,10 +110,17 @@ async fn the_verification_request_carries_the_match_the_intent_and_the_redacted_
         .await;
     assert_eq!(result, VerifierInput::Json(answer));
     let body = &fake.requests()[0];
-    assert_eq!(body["response_format"]["json_schema"]["name"], "mw_tier2_verifier_v1");
-    assert_eq!(body["response_format"]["json_schema"]["schema"], strict_schema(verifier_schema()));
+    assert_eq!(
+        body["response_format"]["json_schema"]["name"],
+        "mw_tier2_verifier_v1"
+    );
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"],
+        strict_schema(verifier_schema())
+    );
     assert_eq!(body["messages"][0]["content"], VERIFIER_PROMPT);
-    let user: Value = serde_json::from_str(body["messages"][1]["content"].as_str().unwrap()).unwrap();
+    let user: Value =
+        serde_json::from_str(body["messages"][1]["content"].as_str().unwrap()).unwrap();
     assert_eq!(
         user,
         json!({"deterministic_order_match": true, "proposed_intent": "order_status_tracking",
@@ -119,7 +133,9 @@ async fn the_verification_request_carries_the_match_the_intent_and_the_redacted_
 async fn failure_of(reply: FakeReply) -> String {
     let (fake, client) = setup(Duration::from_secs(5)).await;
     fake.script(vec![reply]);
-    let answer = OpenAiClassifier::new(client).classify(&request("hello")).await;
+    let answer = OpenAiClassifier::new(client)
+        .classify(&request("hello"))
+        .await;
     fake.stop().await;
     match answer.output {
         ModelOutput::Failed(reason) => reason,
@@ -129,9 +145,21 @@ async fn failure_of(reply: FakeReply) -> String {
 
 #[tokio::test]
 async fn refusals_truncation_and_malformed_answers_fail_closed() {
-    assert!(failure_of(FakeReply::Refusal("I can't help with that".into())).await.contains("refused"));
-    assert!(failure_of(FakeReply::Truncated("{\"schema_version\": \"mw_dec".into())).await.contains("truncated"));
-    assert!(failure_of(FakeReply::RawContent("not json at all".into())).await.contains("not valid JSON"));
+    assert!(
+        failure_of(FakeReply::Refusal("I can't help with that".into()))
+            .await
+            .contains("refused")
+    );
+    assert!(
+        failure_of(FakeReply::Truncated("{\"schema_version\": \"mw_dec".into()))
+            .await
+            .contains("truncated")
+    );
+    assert!(
+        failure_of(FakeReply::RawContent("not json at all".into()))
+            .await
+            .contains("not valid JSON")
+    );
     assert!(failure_of(FakeReply::NonJson).await.contains("malformed"));
     // Valid JSON that violates the schema comes back as JSON and is rejected by
     // the core's validation (which marks the decision as a model failure).
@@ -139,8 +167,12 @@ async fn refusals_truncation_and_malformed_answers_fail_closed() {
     let mut bad = decision();
     bad["automation"]["tier"] = json!("TIER_3_AUTO_ACTION_NOW");
     fake.script(vec![FakeReply::Content(bad)]);
-    let answer = OpenAiClassifier::new(client).classify(&request("hello")).await;
-    let ModelOutput::Json(value) = answer.output else { panic!("json expected") };
+    let answer = OpenAiClassifier::new(client)
+        .classify(&request("hello"))
+        .await;
+    let ModelOutput::Json(value) = answer.output else {
+        panic!("json expected")
+    };
     assert!(validate_decision(&value).is_err());
     fake.stop().await;
 }
@@ -149,27 +181,60 @@ async fn refusals_truncation_and_malformed_answers_fail_closed() {
 async fn insufficient_quota_is_never_retried_but_rate_limits_and_outages_are() {
     let (fake, client) = setup(Duration::from_secs(5)).await;
     let classifier = OpenAiClassifier::new(client);
-    fake.script(vec![FakeReply::error(429, "insufficient_quota", Some("insufficient_quota"), "You exceeded your current quota", None)]);
+    fake.script(vec![FakeReply::error(
+        429,
+        "insufficient_quota",
+        Some("insufficient_quota"),
+        "You exceeded your current quota",
+        None,
+    )]);
     let answer = classifier.classify(&request("hello")).await;
-    assert!(matches!(&answer.output, ModelOutput::Failed(reason) if reason.contains("insufficient_quota")), "{answer:?}");
+    assert!(
+        matches!(&answer.output, ModelOutput::Failed(reason) if reason.contains("insufficient_quota")),
+        "{answer:?}"
+    );
     assert_eq!(fake.requests().len(), 1);
 
     fake.clear_requests();
     fake.script(vec![
-        FakeReply::error(429, "requests", Some("rate_limit_exceeded"), "Rate limit reached", Some(1)),
-        FakeReply::error(503, "server_error", Some("server_error"), "overloaded", None),
+        FakeReply::error(
+            429,
+            "requests",
+            Some("rate_limit_exceeded"),
+            "Rate limit reached",
+            Some(1),
+        ),
+        FakeReply::error(
+            503,
+            "server_error",
+            Some("server_error"),
+            "overloaded",
+            None,
+        ),
         FakeReply::Content(decision()),
     ]);
     let started = Instant::now();
     let answer = classifier.classify(&request("hello")).await;
     assert_eq!(answer.output, ModelOutput::Json(decision()));
     assert_eq!(fake.requests().len(), 3);
-    assert!(started.elapsed() >= Duration::from_secs(1), "retry-after honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "retry-after honoured"
+    );
 
     fake.clear_requests();
-    fake.script(vec![FakeReply::error(401, "invalid_request_error", Some("invalid_api_key"), "Incorrect API key provided", None)]);
+    fake.script(vec![FakeReply::error(
+        401,
+        "invalid_request_error",
+        Some("invalid_api_key"),
+        "Incorrect API key provided",
+        None,
+    )]);
     let answer = classifier.classify(&request("hello")).await;
-    assert!(matches!(&answer.output, ModelOutput::Failed(reason) if reason.contains("MW_OPENAI_API_KEY")), "{answer:?}");
+    assert!(
+        matches!(&answer.output, ModelOutput::Failed(reason) if reason.contains("MW_OPENAI_API_KEY")),
+        "{answer:?}"
+    );
     assert_eq!(fake.requests().len(), 1);
     fake.stop().await;
 }
@@ -177,11 +242,25 @@ async fn insufficient_quota_is_never_retried_but_rate_limits_and_outages_are() {
 #[tokio::test]
 async fn a_slow_model_fails_closed_within_the_deadline() {
     let (fake, client) = setup(Duration::from_millis(1500)).await;
-    fake.set_responder(|_| FakeReply::Delay(Duration::from_secs(5), Box::new(FakeReply::Content(decision()))));
+    fake.set_responder(|_| {
+        FakeReply::Delay(
+            Duration::from_secs(5),
+            Box::new(FakeReply::Content(decision())),
+        )
+    });
     let started = Instant::now();
-    let answer = OpenAiClassifier::new(client).classify(&request("hello")).await;
-    assert!(matches!(&answer.output, ModelOutput::Failed(reason) if reason.contains("timeout")), "{answer:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    let answer = OpenAiClassifier::new(client)
+        .classify(&request("hello"))
+        .await;
+    assert!(
+        matches!(&answer.output, ModelOutput::Failed(reason) if reason.contains("timeout")),
+        "{answer:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
     fake.stop().await;
 }
 

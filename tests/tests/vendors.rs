@@ -1,0 +1,387 @@
+//! `mw serve` end to end with the real vendor clients against the fake Richpanel
+//! and the fake OpenAI: Tier 0, a verified Tier 2 reply sent exactly once even when
+//! its answer is lost, verifier denial, safe mode, shadow mode, and one model call
+//! per unique message across redeliveries and retries.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http::Method;
+use mw_cli::{ClassifierSource, Engine};
+use mw_core::{ModelOutput, StateStore};
+use mw_fakes::{FakeOpenAi, FakeReply, FakeRichpanel, Fault, JournalEntry, RouteMatch};
+use mw_tests::{Server, start};
+use serde_json::{Value, json};
+
+const RP_KEY: &str = "rp-e2e-key";
+const AI_KEY: &str = "sk-e2e-key";
+const TRACKING_URL: &str = "https://carrier.example/track/1Z999AA10123456784";
+
+struct Live {
+    server: Server,
+    rp: FakeRichpanel,
+    ai: FakeOpenAi,
+    bot: String,
+    verifier_allows: Arc<AtomicBool>,
+}
+
+/// The customer text of the classifier's user turn.
+fn customer_text(request: &Value) -> String {
+    let content = request["messages"]
+        .as_array()
+        .and_then(|messages| messages.last())
+        .and_then(|message| message["content"].as_str())
+        .unwrap_or_default();
+    content
+        .split_once("<<<CUSTOMER_MESSAGE\n")
+        .map(|(_, rest)| rest.trim_end_matches("\nCUSTOMER_MESSAGE>>>").to_owned())
+        .unwrap_or_default()
+}
+
+async fn live(name: &str) -> Live {
+    let rp = FakeRichpanel::start(RP_KEY).await.unwrap();
+    let bot = rp.add_user("Support Bot", "bot@shop.example");
+    let ai = FakeOpenAi::start(AI_KEY).await.unwrap();
+    // The fake model answers like the embedded rules would; the verifier answers
+    // as the test says.
+    let engine = Engine::embedded().unwrap();
+    let verifier_allows = Arc::new(AtomicBool::new(true));
+    let allows = verifier_allows.clone();
+    ai.set_responder(move |request| {
+        match request["response_format"]["json_schema"]["name"].as_str() {
+            Some("mw_decision_v1") => {
+                match engine.classify(&customer_text(request), &ClassifierSource::Rules).output {
+                    ModelOutput::Json(value) => FakeReply::Content(value),
+                    ModelOutput::Failed(_) => FakeReply::RawContent("{}".into()),
+                }
+            }
+            _ if allows.load(Ordering::SeqCst) => FakeReply::Content(json!({
+                "schema_version": "mw_tier2_verifier_v1", "allow_tier2": true, "confidence": 0.95,
+                "downgrade_to_tier": "TIER_1_SAFE_ASSIST", "reason_code": "OK", "notes": ""})),
+            _ => FakeReply::Content(json!({
+                "schema_version": "mw_tier2_verifier_v1", "allow_tier2": false, "confidence": 0.9,
+                "downgrade_to_tier": "TIER_1_SAFE_ASSIST", "reason_code": "DETERMINISTIC_MATCH_FALSE", "notes": ""})),
+        }
+    });
+    let (rp_url, ai_url, bot_id) = (rp.base_url(), ai.base_url(), bot.clone());
+    let server = start(name, move |settings| {
+        settings.richpanel_base_url = Some(rp_url);
+        settings.richpanel_api_key = Some(RP_KEY.into());
+        settings.richpanel_bot_author_id = Some(bot_id);
+        settings.richpanel_rate_limit = Some(1000);
+        settings.richpanel_rate_window_secs = Some(1.0);
+        settings.richpanel_timeout_secs = Some(1.0);
+        settings.openai_base_url = Some(ai_url);
+        settings.openai_api_key = Some(AI_KEY.into());
+        settings.openai_model = Some("gpt-test".into());
+    })
+    .await;
+    Live {
+        server,
+        rp,
+        ai,
+        bot,
+        verifier_allows,
+    }
+}
+
+impl Live {
+    fn ticket(&self, id: &str, text: &str) {
+        self.rp.insert_ticket(
+            json!({"id": id, "status": "OPEN", "tags": [], "comments": [],
+            "via": {"channel": "email", "source": {"from": {"address": "jane.doe@example.com"}}}}),
+        );
+        self.rp.add_customer_message(id, text);
+    }
+
+    fn shipped_order(&self, conversation: &str) {
+        self.rp.insert_order("shop", json!({"orderId": "5100000001001", "orderDbKey": "gid://shopify/Order/5100000001001",
+            "orderName": "#1001", "status": "confirmed", "fulfillmentStatus": "fulfilled", "financialStatus": "paid",
+            "amount": 42.0, "currency": "USD", "createdAt": "2026-11-16T10:00:00Z",
+            "statusUrl": "https://shop.example.com/orders/1001/status", "shippingMethod": "Standard Shipping",
+            "fulfillment": [{"id": "f1", "status": "in_transit", "createdAt": "2026-11-17T10:00:00Z",
+                "tracking": [{"trackingNumber": "1Z999AA10123456784", "trackingCompany": "UPS", "trackingUrl": TRACKING_URL}]}]}));
+        self.rp.link_order(conversation, "shop", "5100000001001");
+    }
+
+    async fn deliver(&self, conversation: &str) {
+        let (status, body) = self
+            .server
+            .post_token(&json!({"ticket_id": conversation, "trigger": "customer_message"}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    fn writes(&self, conversation: &str) -> Vec<JournalEntry> {
+        self.rp
+            .journal()
+            .into_iter()
+            .filter(|entry| {
+                entry.method != "GET"
+                    && entry
+                        .path
+                        .starts_with(&format!("/v1/tickets/{conversation}"))
+            })
+            .collect()
+    }
+
+    fn bot_comments(&self, conversation: &str) -> Vec<String> {
+        self.rp.ticket(conversation).unwrap()["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|comment| comment["author_id"] == json!(self.bot))
+            .map(|comment| {
+                comment["plain_body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    fn tags(&self, conversation: &str) -> Vec<String> {
+        self.rp.ticket(conversation).unwrap()["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|tag| tag.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn template(&self, conversation: &str) -> Option<String> {
+        // The newest decided record (a redelivery after our reply is skipped by the
+        // loop guard and audited as such).
+        let trail = self.server.store.audit_trail(conversation).await.unwrap();
+        let decision = trail
+            .iter()
+            .rev()
+            .find_map(|record| record.decision.as_ref())
+            .unwrap();
+        decision
+            .reply
+            .as_ref()
+            .map(|reply| reply.template_id.clone())
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+        self.rp.stop().await;
+        self.ai.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tier0_gets_only_tags_and_the_tier0_team() {
+    let live = live("vendors-tier0").await;
+    live.ticket(
+        "t_cb",
+        "If this isn't refunded today I'm filing a chargeback with my bank.",
+    );
+    live.deliver("t_cb").await;
+    live.server.drain().await;
+    let writes = live.writes("t_cb");
+    assert!(
+        writes.iter().all(|w| w.path.ends_with("/add-tags")),
+        "{:?}",
+        writes.iter().map(|w| &w.path).collect::<Vec<_>>()
+    );
+    let tags = live.tags("t_cb");
+    for tag in [
+        "route-chargebacks-disputes-team",
+        "mw-tier-0",
+        "mw-routing-applied",
+    ] {
+        assert!(
+            tags.contains(&tag.to_owned()),
+            "{tag} missing from {tags:?}"
+        );
+    }
+    assert!(live.bot_comments("t_cb").is_empty());
+    assert_eq!(live.ai.calls_for_schema("mw_tier2_verifier_v1"), 0);
+    live.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_order_status_reply_is_sent_exactly_once_even_when_its_answer_is_lost() {
+    let live = live("vendors-tier2").await;
+    live.ticket("t_os", "Hi, where is my order #1001? It's been a few days.");
+    live.shipped_order("t_os");
+    live.rp.fault(
+        RouteMatch::new(Method::PUT, "/v1/tickets/*/send-message"),
+        Fault::ApplyThenReset,
+        1,
+    );
+    live.deliver("t_os").await;
+    live.server.drain().await;
+    // Redelivered twice, concurrently, after it was processed.
+    tokio::join!(live.deliver("t_os"), live.deliver("t_os"));
+    live.server.drain().await;
+
+    let replies = live.bot_comments("t_os");
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(replies[0].contains(TRACKING_URL), "{}", replies[0]);
+    assert_eq!(
+        live.template("t_os").await.as_deref(),
+        Some("t_order_status_verified")
+    );
+    let sends = live
+        .writes("t_os")
+        .into_iter()
+        .filter(|w| w.path.ends_with("/send-message"))
+        .count();
+    assert_eq!(sends, 1, "never sent a second time");
+    // Tags and routing before the reply; mw-routing-applied among the first write.
+    let writes = live.writes("t_os");
+    assert!(writes[0].path.ends_with("/add-tags"));
+    let first_tags = writes[0].body.as_ref().unwrap()["tags"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(first_tags.last().unwrap(), "mw-routing-applied");
+    assert!(live.tags("t_os").contains(&"mw-auto-replied".to_owned()));
+    assert_eq!(live.ai.calls_for_schema("mw_decision_v1"), 1);
+    assert_eq!(live.ai.calls_for_schema("mw_tier2_verifier_v1"), 1);
+    // No personal data or secrets reached the model.
+    for request in live.ai.requests() {
+        let text = request.to_string();
+        assert!(!text.contains("jane.doe@example.com") && !text.contains(RP_KEY));
+    }
+    live.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_denial_asks_for_the_order_number_instead() {
+    let live = live("vendors-deny").await;
+    live.verifier_allows.store(false, Ordering::SeqCst);
+    live.ticket("t_deny", "Where is my order #1001? Still waiting for it.");
+    live.shipped_order("t_deny");
+    live.deliver("t_deny").await;
+    live.server.drain().await;
+    assert_eq!(
+        live.template("t_deny").await.as_deref(),
+        Some("t_order_status_ask_order_number")
+    );
+    let replies = live.bot_comments("t_deny");
+    assert_eq!(replies.len(), 1);
+    assert!(!replies[0].contains(TRACKING_URL));
+    live.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safe_mode_tags_only_and_shadow_mode_writes_nothing() {
+    let live = live("vendors-modes").await;
+    live.server
+        .store
+        .write_flag("safe_mode", &json!(true))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    live.ticket("t_safe", "Where is my order #1001?");
+    live.shipped_order("t_safe");
+    live.deliver("t_safe").await;
+    live.server.drain().await;
+    let writes = live.writes("t_safe");
+    assert!(!writes.is_empty());
+    assert!(writes.iter().all(|w| w.path.ends_with("/add-tags")));
+    assert!(live.bot_comments("t_safe").is_empty());
+
+    live.server
+        .store
+        .write_flag("safe_mode", &json!(false))
+        .unwrap();
+    live.server
+        .store
+        .write_flag("shadow_mode", &json!(true))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    live.ticket("t_shadow", "Where is my order #1001?");
+    live.shipped_order("t_shadow");
+    live.rp.clear_journal();
+    live.deliver("t_shadow").await;
+    live.server.drain().await;
+    let journal = live.rp.journal();
+    assert!(
+        journal.iter().any(|e| e.path == "/v1/tickets/t_shadow"),
+        "it did read the conversation"
+    );
+    assert!(
+        journal.iter().all(|e| e.method == "GET"),
+        "shadow mode wrote: {:?}",
+        journal
+            .iter()
+            .filter(|e| e.method != "GET")
+            .map(|e| &e.path)
+            .collect::<Vec<_>>()
+    );
+    let trail = live.server.store.audit_trail("t_shadow").await.unwrap();
+    let record = trail.last().unwrap();
+    assert_eq!(record.mode, "shadow");
+    assert!(
+        record.decision.as_ref().unwrap().reply.is_some(),
+        "the decision is still audited in full"
+    );
+    assert!(record.actions.iter().all(|a| a.outcome == "skipped_shadow"));
+    live.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_classification_per_message_across_redeliveries_and_retries() {
+    let live = live("vendors-calls").await;
+    // Three conversations; one has a new customer message later; every webhook is
+    // delivered twice; the first tagging of t_c2 fails, so its event is retried.
+    for (id, text) in [
+        ("t_c1", "My mug arrived cracked, what can I do?"),
+        ("t_c2", "Where is my order #1001?"),
+        ("t_c3", "Do you ship to Canada?"),
+    ] {
+        live.ticket(id, text);
+    }
+    live.shipped_order("t_c2");
+    live.rp.fault(
+        RouteMatch::new(Method::PUT, "/v1/tickets/t_c2/add-tags"),
+        Fault::Status {
+            status: 503,
+            body: "{}".into(),
+        },
+        3,
+    );
+    for id in ["t_c1", "t_c2", "t_c3", "t_c1", "t_c2", "t_c3"] {
+        live.deliver(id).await;
+    }
+    live.server.drain().await;
+    live.rp
+        .add_customer_message("t_c1", "Also, the handle is chipped.");
+    live.deliver("t_c1").await;
+    live.deliver("t_c1").await;
+    live.server.drain().await;
+
+    assert_eq!(
+        live.ai.calls_for_schema("mw_decision_v1"),
+        4,
+        "one call per unique customer message"
+    );
+    assert_eq!(
+        live.ai.calls_for_schema("mw_tier2_verifier_v1"),
+        1,
+        "only the Tier 2 candidate is verified"
+    );
+    let retried = live
+        .rp
+        .journal()
+        .iter()
+        .filter(|e| e.path == "/v1/tickets/t_c2/add-tags")
+        .count();
+    assert!(
+        retried >= 4,
+        "the failing event was retried ({retried} tag calls)"
+    );
+    assert_eq!(live.bot_comments("t_c2").len(), 1);
+    live.stop().await;
+}
