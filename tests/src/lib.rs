@@ -105,16 +105,22 @@ impl Server {
         .await
     }
 
-    /// Waits until the queue is empty.
+    /// Waits until the queue is empty (at most 10 s).
     pub async fn drain(&self) {
-        for _ in 0..400 {
+        self.drain_within(Duration::from_secs(10)).await;
+    }
+
+    /// Waits until the queue is empty, at most `limit`.
+    pub async fn drain_within(&self, limit: Duration) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
             let stats = self.store.stats(chrono::Utc::now()).unwrap();
             if stats.depth == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("queue did not drain");
+        panic!("queue did not drain within {limit:?}");
     }
 
     /// The dry-run replies of a conversation.
@@ -133,4 +139,124 @@ impl Server {
         self.server.stop().await.unwrap();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// What draining a backlog through a rate-limited fake Richpanel measured.
+#[derive(Debug, Clone)]
+pub struct DrainReport {
+    /// Events processed.
+    pub events: usize,
+    /// The fake's limit, requests per second.
+    pub rate: u32,
+    /// Requests the fake received.
+    pub requests: usize,
+    /// Of those, answered 429.
+    pub throttled: usize,
+    /// From the first request to the last, seconds.
+    pub seconds: f64,
+    /// Automated replies sent.
+    pub replies: usize,
+}
+
+impl DrainReport {
+    /// Share of requests answered 429.
+    pub fn throttled_share(&self) -> f64 {
+        self.throttled as f64 / self.requests.max(1) as f64
+    }
+
+    /// Requests per second achieved, as a share of the fake's limit.
+    pub fn rate_share(&self) -> f64 {
+        (self.requests as f64 / self.seconds.max(1e-9)) / f64::from(self.rate)
+    }
+}
+
+/// Enqueues `events` customer messages (one conversation each) while no worker
+/// runs, then lets `mw serve` (8 workers, one shared Richpanel limiter set to the
+/// fake's limit) drain them against a fake Richpanel that allows `rate` requests
+/// per second and answers 429 beyond it.
+pub async fn drain_backlog(name: &str, events: usize, rate: u32) -> DrainReport {
+    let key = "rp-drain-key";
+    let fake = mw_fakes::FakeRichpanel::start(key).await.unwrap();
+    let bot = fake.add_user("Support Bot", "bot@shop.example");
+    let texts = [
+        "My mug arrived cracked, what can I do?",
+        "Do you ship to Canada?",
+        "I want to return the sweater, it is too small.",
+        "The discount code WELCOME10 does not work at checkout.",
+    ];
+    for index in 0..events {
+        let id = format!("t_{index:05}");
+        fake.insert_ticket(
+            serde_json::json!({"id": id, "status": "OPEN", "tags": [], "comments": [],
+            "via": {"channel": "email"}}),
+        );
+        fake.add_customer_message(&id, texts[index % texts.len()]);
+    }
+    // Accept the whole backlog first (no workers), then restart with workers.
+    let (url, bot_id) = (fake.base_url(), bot.clone());
+    let settings = move |settings: &mut ServeSettings| {
+        settings.richpanel_base_url = Some(url);
+        settings.richpanel_api_key = Some(key.into());
+        settings.richpanel_bot_author_id = Some(bot_id);
+        settings.richpanel_rate_limit = Some(rate);
+        settings.richpanel_rate_window_secs = Some(1.0);
+    };
+    let settings_again = settings.clone();
+    let intake = start(name, |s| {
+        settings(s);
+        s.workers = Some(0);
+    })
+    .await;
+    let data_dir = intake.data_dir.clone();
+    for index in 0..events {
+        let body = serde_json::json!({"ticket_id": format!("t_{index:05}")});
+        let (status, _) = intake.post_token(&body).await;
+        assert_eq!(status, 200);
+    }
+    intake.server.stop().await.unwrap();
+    fake.set_rate_limit(Some((rate, Duration::from_secs(1))));
+    fake.clear_journal();
+    let mut serve = ServeSettings {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(data_dir.clone()),
+        webhook_tokens: Some(vec!["tok-a".into()]),
+        workers: Some(8),
+        retry_delay_ms: Some(50),
+        log_format: Some(LogFormat::Text),
+        log: Some("warn".into()),
+        ..ServeSettings::default()
+    };
+    settings_again(&mut serve);
+    let server = InProcessServer::start(&serve, Engine::embedded().unwrap())
+        .await
+        .unwrap();
+    let store = Arc::new(open_store(&data_dir).unwrap());
+    let drained = Server {
+        url: server.url.clone(),
+        data_dir,
+        store,
+        server,
+    };
+    drained
+        .drain_within(Duration::from_secs(
+            60 + 8 * events as u64 / u64::from(rate.max(1)),
+        ))
+        .await;
+    let journal = fake.journal();
+    let first = journal.iter().map(|e| e.at).min().unwrap_or_default();
+    let last = journal.iter().map(|e| e.at).max().unwrap_or_default();
+    let report = DrainReport {
+        events,
+        rate,
+        requests: journal.len(),
+        throttled: journal.iter().filter(|e| e.status == 429).count(),
+        seconds: (last - first).as_secs_f64(),
+        replies: journal
+            .iter()
+            .filter(|e| e.path.ends_with("/send-message") && e.status == 200)
+            .count(),
+    };
+    drained.stop().await;
+    fake.stop().await;
+    report
 }

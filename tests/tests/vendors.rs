@@ -385,3 +385,103 @@ async fn one_classification_per_message_across_redeliveries_and_retries() {
     assert_eq!(live.bot_comments("t_c2").len(), 1);
     live.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_under_the_tenant_rate_limit_with_almost_no_429s() {
+    // The full-size figures come from `cargo bench -p mw-tests --bench richpanel_drain`.
+    let report = mw_tests::drain_backlog("vendors-drain", 100, 50).await;
+    assert_eq!(report.replies, 100, "{report:?}");
+    assert!(report.throttled_share() < 0.01, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_tenant_fixes_tags_and_prints_no_customer_data() {
+    use mw_cli::doctor::{DoctorOptions, Status, doctor, failed, render};
+    let rp = FakeRichpanel::start(RP_KEY).await.unwrap();
+    let bot = rp.add_user("Support Bot", "bot@shop.example");
+    for team in ["Email Support Team", "Returns Admin", "Leadership Team"] {
+        rp.add_team(team);
+    }
+    let ai = FakeOpenAi::start(AI_KEY).await.unwrap();
+    ai.set_responder(|_| FakeReply::Content(json!({"ok": true})));
+    let live = Live {
+        server: start("doctor", |_| {}).await,
+        rp,
+        ai,
+        bot: bot.clone(),
+        verifier_allows: Arc::new(AtomicBool::new(true)),
+    };
+    live.ticket("t_d1", "Where is my order? jane.doe@example.com");
+    live.shipped_order("t_d1");
+    live.ticket("t_d2", "Hello");
+    let settings = mw_cli::serve::ServeSettings {
+        richpanel_base_url: Some(live.rp.base_url()),
+        richpanel_api_key: Some(RP_KEY.into()),
+        richpanel_bot_author_id: Some(bot),
+        richpanel_rate_limit: Some(1000),
+        richpanel_rate_window_secs: Some(1.0),
+        openai_base_url: Some(live.ai.base_url()),
+        openai_api_key: Some(AI_KEY.into()),
+        ..Default::default()
+    };
+    let engine = Engine::embedded().unwrap();
+    let mut options = DoctorOptions {
+        fix: false,
+        conversations: vec!["t_d1".into(), "t_d2".into()],
+    };
+    let checks = doctor(&settings, engine.policy.config(), &options)
+        .await
+        .unwrap();
+    let status = |name: &str| checks.iter().find(|c| c.name == name).map(|c| c.status);
+    assert_eq!(status("richpanel key"), Some(Status::Ok));
+    assert_eq!(status("tags"), Some(Status::Fail));
+    assert_eq!(status("teams"), Some(Status::Warn), "{}", render(&checks));
+    assert_eq!(status("bot author"), Some(Status::Ok));
+    assert_eq!(status("openai"), Some(Status::Ok));
+    let linkage = checks.iter().find(|c| c.name == "order linkage").unwrap();
+    assert!(
+        linkage
+            .detail
+            .starts_with("2 sampled: 1 with one linked order (1 with tracking), 1 without"),
+        "{}",
+        linkage.detail
+    );
+    assert!(failed(&checks));
+    let printed = render(&checks);
+    for private in ["jane.doe", "#1001", "1Z999", "Where is my order"] {
+        assert!(!printed.contains(private), "doctor printed {private}");
+    }
+
+    options.fix = true;
+    let checks = doctor(&settings, engine.policy.config(), &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        checks.iter().find(|c| c.name == "tags").unwrap().status,
+        Status::Fixed
+    );
+    let checks = doctor(&settings, engine.policy.config(), &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        checks.iter().find(|c| c.name == "tags").unwrap().status,
+        Status::Ok
+    );
+
+    // A wrong key fails clearly and stops the Richpanel checks.
+    let wrong = mw_cli::serve::ServeSettings {
+        richpanel_api_key: Some("nope".into()),
+        ..settings.clone()
+    };
+    let checks = doctor(&wrong, engine.policy.config(), &options)
+        .await
+        .unwrap();
+    let key = checks.iter().find(|c| c.name == "richpanel key").unwrap();
+    assert_eq!(key.status, Status::Fail);
+    assert!(
+        key.detail.contains("MW_RICHPANEL_API_KEY"),
+        "{}",
+        key.detail
+    );
+    live.stop().await;
+}

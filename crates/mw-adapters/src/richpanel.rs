@@ -269,23 +269,19 @@ impl RichpanelClient {
 
     /// Adds tags (set semantics; safe to repeat).
     pub async fn add_tags(&self, id: &str, tags: &[String]) -> Result<(), PortError> {
-        let tags = self.tag_references(tags).await?;
-        self.call(
-            Method::PUT,
-            &format!("/v1/tickets/{}/add-tags", segment(id)),
-            Some(&json!({ "tags": tags })),
-            true,
-        )
-        .await
-        .map(drop)
+        self.change_tags(id, tags, "add-tags").await
     }
 
     /// Removes tags (set semantics; safe to repeat).
     pub async fn remove_tags(&self, id: &str, tags: &[String]) -> Result<(), PortError> {
+        self.change_tags(id, tags, "remove-tags").await
+    }
+
+    async fn change_tags(&self, id: &str, tags: &[String], verb: &str) -> Result<(), PortError> {
         let tags = self.tag_references(tags).await?;
         self.call(
             Method::PUT,
-            &format!("/v1/tickets/{}/remove-tags", segment(id)),
+            &format!("/v1/tickets/{}/{verb}", segment(id)),
             Some(&json!({ "tags": tags })),
             true,
         )

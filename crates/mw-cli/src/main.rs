@@ -33,6 +33,17 @@ struct DataArgs {
     policy: Option<PathBuf>,
 }
 
+impl DataArgs {
+    /// The engine with these overrides.
+    fn engine(&self) -> Result<Engine, mw_cli::EngineError> {
+        Engine::load(
+            self.rules.as_deref(),
+            self.templates.as_deref(),
+            self.policy.as_deref(),
+        )
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 enum ClassifierArg {
     /// The embedded rules classifier.
@@ -448,11 +459,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     .unwrap_or(mw_cli::serve::LogFormat::Json),
                 settings.log.as_deref().unwrap_or("info"),
             );
-            let engine = Engine::load(
-                data.rules.as_deref(),
-                data.templates.as_deref(),
-                data.policy.as_deref(),
-            )?;
+            let engine = data.engine()?;
             let serve_config = mw_adapters::ServeConfig {
                 announce: true,
                 ..settings.config()?
@@ -475,11 +482,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             data,
         } => {
             let settings = settings.merged_with_file(config.as_deref())?;
-            let engine = Engine::load(
-                data.rules.as_deref(),
-                data.templates.as_deref(),
-                data.policy.as_deref(),
-            )?;
+            let engine = data.engine()?;
             let database = mw_adapters::server::database_path(&settings.data_dir());
             if conversations.is_empty() && database.exists() {
                 conversations = mw_cli::ops::store(&settings.data_dir())?
@@ -549,11 +552,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                             "no server is running for {}; starting one in-process",
                             dir.data_dir.display()
                         );
-                        let engine = Engine::load(
-                            data.rules.as_deref(),
-                            data.templates.as_deref(),
-                            data.policy.as_deref(),
-                        )?;
+                        let engine = data.engine()?;
                         let settings = mw_cli::serve::ServeSettings {
                             listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
                             data_dir: Some(dir.data_dir.clone()),
@@ -694,11 +693,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             details,
             data,
         } => {
-            let engine = Engine::load(
-                data.rules.as_deref(),
-                data.templates.as_deref(),
-                data.policy.as_deref(),
-            )?;
+            let engine = data.engine()?;
             let lines = parse_golden(&read(&file)?)
                 .map_err(|error| CliError::Input(format!("{}: {error}", file.display())))?;
             let bar = if std::io::stderr().is_terminal() {
@@ -750,11 +745,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             })
         }
         Command::Explain { json, data } => {
-            let engine = Engine::load(
-                data.rules.as_deref(),
-                data.templates.as_deref(),
-                data.policy.as_deref(),
-            )?;
+            let engine = data.engine()?;
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
