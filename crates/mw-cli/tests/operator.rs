@@ -68,8 +68,16 @@ async fn a_fresh_data_directory_gets_a_private_token_and_the_readme_flow_works()
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(outbox.contains("t_damaged_item_intake"), "{outbox}");
-    let (ok, audit, _) = mw(&["audit", "t_1001"], &data_dir);
-    assert!(ok);
+    // The audit record is written right after the actions: wait for it too.
+    let mut audit = String::new();
+    for _ in 0..100 {
+        let (ok, text, _) = mw(&["audit", "t_1001"], &data_dir);
+        audit = text;
+        if ok && audit.contains("tier_1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(
         audit.contains("tier_1 · damaged_item → Returns Admin"),
         "{audit}"
