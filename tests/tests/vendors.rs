@@ -485,3 +485,51 @@ async fn doctor_checks_the_tenant_fixes_tags_and_prints_no_customer_data() {
     );
     live.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_fails_transiently_is_retried_once_and_one_rejected_for_good_is_tagged() {
+    let live = live("vendors-sendfail").await;
+    // 503, nothing applied: the event is retried, the pending reply reconciled
+    // (not there), then sent once.
+    live.ticket("t_503", "My mug arrived cracked, what can I do?");
+    live.rp.fault(
+        RouteMatch::new(Method::PUT, "/v1/tickets/t_503/send-message"),
+        Fault::Status {
+            status: 503,
+            body: "{}".into(),
+        },
+        1,
+    );
+    live.deliver("t_503").await;
+    live.server.drain().await;
+    assert_eq!(live.bot_comments("t_503").len(), 1);
+    assert!(!live.tags("t_503").contains(&"mw-send-failed".to_owned()));
+    let sends = live
+        .writes("t_503")
+        .into_iter()
+        .filter(|w| w.path.ends_with("/send-message"))
+        .count();
+    assert_eq!(sends, 2, "one failed attempt, one after the retry");
+
+    // 400: the reply is given up, tagged for a human, and not retried.
+    live.ticket("t_400", "My mug arrived cracked, what can I do?");
+    live.rp.fault(
+        RouteMatch::new(Method::PUT, "/v1/tickets/t_400/send-message"),
+        Fault::Status {
+            status: 400,
+            body: json!({"error": "body too long"}).to_string(),
+        },
+        1,
+    );
+    live.deliver("t_400").await;
+    live.server.drain().await;
+    assert!(live.bot_comments("t_400").is_empty());
+    assert!(live.tags("t_400").contains(&"mw-send-failed".to_owned()));
+    let sends = live
+        .writes("t_400")
+        .into_iter()
+        .filter(|w| w.path.ends_with("/send-message"))
+        .count();
+    assert_eq!(sends, 1);
+    live.stop().await;
+}
