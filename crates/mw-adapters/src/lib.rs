@@ -13,8 +13,11 @@
 //! - [`worker`]: the worker pool driving `mw_core::Pipeline`.
 //! - [`serve`]: the local server (`mw serve`).
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod batch;
 pub mod dryrun;
+pub mod flags;
 pub mod http;
 pub mod ingress;
 pub mod metrics;

@@ -315,50 +315,13 @@ impl SqliteStore {
             let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
             rows.collect()
         })?;
-        let mut object = serde_json::Map::new();
-        let mut channels = serde_json::Map::new();
-        let mut templates = serde_json::Map::new();
-        for (key, value) in rows {
-            let value: serde_json::Value = serde_json::from_str(&value).map_err(|_| {
-                PortError::Invalid(format!(
-                    "flag '{key}' does not hold valid JSON; fix it with `mw flags set`"
-                ))
-            })?;
-            if let Some(channel) = key.strip_prefix("channel.") {
-                channels.insert(channel.to_owned(), value);
-            } else if let Some(template) = key.strip_prefix("template.") {
-                templates.insert(template.to_owned(), value);
-            } else {
-                object.insert(key, value);
-            }
-        }
-        object.insert("channels".into(), channels.into());
-        object.insert("templates".into(), templates.into());
-        serde_json::from_value(serde_json::Value::Object(object)).map_err(|error| {
-            PortError::Invalid(format!(
-                "flags are invalid ({error}); fix them with `mw flags set`"
-            ))
-        })
+        crate::flags::flags_from_pairs(rows)
     }
 
     /// Sets one flag (`safe_mode`, `automation_enabled`, `shadow_mode`,
     /// `channel.<name>`, `template.<id>`) to a JSON value, after checking it.
     pub fn write_flag(&self, key: &str, value: &serde_json::Value) -> Result<(), PortError> {
-        let known = matches!(key, "safe_mode" | "automation_enabled" | "shadow_mode")
-            || key.strip_prefix("channel.").is_some_and(|c| {
-                mw_core::Channel::from_richpanel(c).is_some_and(|ch| ch.as_str() == c)
-            })
-            || key.strip_prefix("template.").is_some_and(|t| !t.is_empty());
-        if !known {
-            return Err(PortError::Invalid(format!(
-                "unknown flag '{key}'; use safe_mode, automation_enabled, shadow_mode, channel.<email|livechat|social|tiktok|phone|sms> or template.<id>"
-            )));
-        }
-        if !value.is_boolean() {
-            return Err(PortError::Invalid(format!(
-                "flag '{key}' takes true or false"
-            )));
-        }
+        crate::flags::check_flag(key, value)?;
         let text = value.to_string();
         self.with(|conn| {
             conn.execute(
@@ -746,11 +709,17 @@ impl StateStore for SqliteStore {
         self.with(|conn| {
             conn.execute(
                 "INSERT INTO ledger (key, status, updated_at, expires_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(key) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+                 ON CONFLICT(key) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
+                 WHERE ledger.status <> 'done' OR excluded.status = 'done'",
                 params![key, text, millis(now), millis(now + IDEMPOTENCY_TTL)],
             )
-        })?;
-        Ok(())
+        })
+        .and_then(|changed| match changed {
+            0 => Err(PortError::Conflict(format!(
+                "action {key} is already done; it is not reopened"
+            ))),
+            _ => Ok(()),
+        })
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), PortError> {
@@ -802,6 +771,13 @@ impl StateStore for SqliteStore {
             .iter()
             .filter_map(|row| serde_json::from_str(row).ok())
             .collect())
+    }
+}
+
+#[async_trait]
+impl mw_core::Flags for SqliteStore {
+    async fn flags(&self) -> Result<RuntimeFlags, PortError> {
+        self.read_flags()
     }
 }
 

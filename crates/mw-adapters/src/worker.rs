@@ -6,15 +6,14 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use mw_core::{
-    Actions, Classifier, Conversations, Delivery, Orders, Pipeline, Policy, Processed, Queue,
-    Renderer, RuntimeFlags, Verifier,
+    Actions, Classifier, Conversations, Delivery, Flags, Orders, Pipeline, Policy, PortError,
+    Processed, Queue, Renderer, RuntimeFlags, StateStore, Verifier,
 };
 use tokio::sync::{Notify, watch};
 use tracing::{Instrument, info, warn};
 
 use crate::dryrun::{ConversationFile, PayloadVendor};
 use crate::metrics::Metrics;
-use crate::sqlite::SqliteStore;
 use crate::webhook::parse_payload;
 
 /// Where conversations and orders come from.
@@ -31,45 +30,47 @@ pub enum Vendor {
     },
 }
 
-/// Runtime flags, cached for at most `ttl`. A read that fails is not cached and
-/// yields `None` (⇒ safe mode) for that event.
-#[derive(Debug)]
+/// Runtime flags from any store, cached for at most `ttl`. A read that fails is not
+/// cached and yields an error (⇒ safe mode) for that event.
 pub struct CachedFlags {
-    store: Arc<SqliteStore>,
+    source: Arc<dyn Flags>,
     ttl: Duration,
     cache: Mutex<Option<(Instant, RuntimeFlags)>>,
 }
 
+impl std::fmt::Debug for CachedFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedFlags")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
 impl CachedFlags {
-    /// Flags from `store`, cached for `ttl`.
-    pub fn new(store: Arc<SqliteStore>, ttl: Duration) -> CachedFlags {
+    /// Flags from `source`, cached for `ttl`.
+    pub fn new(source: Arc<dyn Flags>, ttl: Duration) -> CachedFlags {
         CachedFlags {
-            store,
+            source,
             ttl,
             cache: Mutex::new(None),
         }
     }
+}
 
-    /// The current flags, or `None` when they cannot be read.
-    pub fn get(&self) -> Option<RuntimeFlags> {
+#[async_trait::async_trait]
+impl Flags for CachedFlags {
+    async fn flags(&self) -> Result<RuntimeFlags, PortError> {
         if let Ok(cache) = self.cache.lock()
             && let Some((at, flags)) = cache.as_ref()
             && at.elapsed() < self.ttl
         {
-            return Some(flags.clone());
+            return Ok(flags.clone());
         }
-        match self.store.read_flags() {
-            Ok(flags) => {
-                if let Ok(mut cache) = self.cache.lock() {
-                    *cache = Some((Instant::now(), flags.clone()));
-                }
-                Some(flags)
-            }
-            Err(error) => {
-                warn!(error = %error, "runtime flags unreadable; behaving as safe mode");
-                None
-            }
+        let flags = self.source.flags().await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some((Instant::now(), flags.clone()));
         }
+        Ok(flags)
     }
 }
 
@@ -89,11 +90,11 @@ pub struct WorkerConfig {
 /// Everything the workers need.
 pub struct WorkerDeps {
     /// The queue.
-    pub queue: Arc<SqliteStore>,
+    pub queue: Arc<dyn Queue>,
     /// The state store.
-    pub state: Arc<SqliteStore>,
-    /// Runtime flags.
-    pub flags: Arc<CachedFlags>,
+    pub state: Arc<dyn StateStore>,
+    /// Runtime flags (cached).
+    pub flags: Arc<dyn Flags>,
     /// Conversations and orders.
     pub vendor: Vendor,
     /// Side effects.
@@ -119,9 +120,16 @@ pub fn correlation_id(event_key: &str) -> String {
     mw_core::fingerprint(event_key.as_bytes())[..16].to_owned()
 }
 
-async fn process(deps: &WorkerDeps, delivery: &Delivery) -> Result<Processed, String> {
+/// Processes one delivery through the pipeline. `Err` means "retry later".
+pub async fn process(deps: &WorkerDeps, delivery: &Delivery) -> Result<Processed, String> {
     let (event, payload) = parse_payload(&delivery.payload).map_err(|error| error.to_string())?;
-    let flags = deps.flags.get();
+    let flags = match deps.flags.flags().await {
+        Ok(flags) => Some(flags),
+        Err(error) => {
+            warn!(error = %error, "runtime flags unreadable; behaving as safe mode");
+            None
+        }
+    };
     let scoped;
     let (conversations, orders): (&dyn Conversations, &dyn Orders) = match &deps.vendor {
         Vendor::DryRun(file) => {
@@ -150,11 +158,15 @@ async fn process(deps: &WorkerDeps, delivery: &Delivery) -> Result<Processed, St
         .map_err(|error| error.to_string())
 }
 
-async fn handle(deps: &WorkerDeps, delivery: Delivery, event_timeout: Duration) {
+/// Processes one delivery within `event_timeout`, logging and counting the
+/// outcome. `Err` carries the redacted reason: the delivery is to be retried.
+pub async fn process_logged(
+    deps: &WorkerDeps,
+    delivery: &Delivery,
+    event_timeout: Duration,
+) -> Result<(), String> {
     let started = Instant::now();
-    let outcome = tokio::time::timeout(event_timeout, process(deps, &delivery)).await;
-    let queue = deps.queue.as_ref();
-    match outcome {
+    match tokio::time::timeout(event_timeout, process(deps, delivery)).await {
         Ok(Ok(processed)) => {
             match &processed {
                 Processed::Skipped { reason, .. } => {
@@ -177,16 +189,13 @@ async fn handle(deps: &WorkerDeps, delivery: Delivery, event_timeout: Duration) 
                     );
                 }
             }
-            if let Err(error) = queue.ack(&delivery.receipt).await {
-                warn!(error = %error, "ack failed; the event will be redelivered and deduplicated");
-            }
+            Ok(())
         }
         Ok(Err(error)) => {
             deps.metrics.processing_failure();
-            warn!(error = %mw_core::redact(&error), receive_count = delivery.receive_count, "event failed; will retry");
-            let _ = queue
-                .release(&delivery.receipt, &mw_core::redact(&error), Utc::now())
-                .await;
+            let error = mw_core::redact(&error);
+            warn!(error = %error, receive_count = delivery.receive_count, "event failed; will retry");
+            Err(error)
         }
         Err(_) => {
             deps.metrics.processing_failure();
@@ -194,9 +203,21 @@ async fn handle(deps: &WorkerDeps, delivery: Delivery, event_timeout: Duration) 
                 receive_count = delivery.receive_count,
                 "event timed out; will retry"
             );
-            let _ = queue
-                .release(&delivery.receipt, "processing timed out", Utc::now())
-                .await;
+            Err("processing timed out".into())
+        }
+    }
+}
+
+async fn handle(deps: &WorkerDeps, delivery: Delivery, event_timeout: Duration) {
+    let queue = deps.queue.as_ref();
+    match process_logged(deps, &delivery, event_timeout).await {
+        Ok(()) => {
+            if let Err(error) = queue.ack(&delivery.receipt).await {
+                warn!(error = %error, "ack failed; the event will be redelivered and deduplicated");
+            }
+        }
+        Err(reason) => {
+            let _ = queue.release(&delivery.receipt, &reason, Utc::now()).await;
         }
     }
 }
