@@ -10,7 +10,8 @@
 //!   items lazily, so every read ignores them and every conditional write treats
 //!   them as absent.
 //! - **Flags**: one parameter per flag under a path (`/mw/prod/flags/safe_mode` =
-//!   `true`), cached at most 30 s; unreadable ⇒ `Err` (⇒ safe mode).
+//!   `true`), cached at most 30 s; unreadable, or no `safe_mode` parameter at all
+//!   (a wrong path), ⇒ `Err` (⇒ safe mode).
 //! - **Secrets**: JSON secrets, cached; webhook secrets hold `token` and/or
 //!   `tokens` (all active at once, for rotation).
 
@@ -639,6 +640,14 @@ impl SsmFlags {
                 _ => break,
             }
         }
+        // A remote store read at the wrong path (or a deleted parameter) must not
+        // turn automation on: without `safe_mode` the flags are unreadable.
+        if !pairs.iter().any(|(key, _)| key == "safe_mode") {
+            return Err(PortError::Invalid(format!(
+                "no safe_mode parameter under {}; check MW_FLAGS_PATH (behaving as safe mode)",
+                self.path
+            )));
+        }
         crate::flags::flags_from_pairs(pairs)
     }
 }
@@ -705,15 +714,25 @@ impl Secrets {
         Ok(value)
     }
 
-    /// One string field of a secret (e.g. `api_key`).
+    /// One string field of a secret (e.g. `api_key`), required.
     pub async fn field(&self, id: &str, field: &str) -> Result<String, PortError> {
-        self.json(id)
+        self.optional_field(id, field).await?.ok_or_else(|| {
+            PortError::Invalid(format!(
+                "secret {id} has no '{field}'; set it with `aws secretsmanager put-secret-value`"
+            ))
+        })
+    }
+
+    /// One string field of a secret, `None` when absent or blank (e.g. an OpenAI
+    /// key not set yet: the rules classifier is used).
+    pub async fn optional_field(&self, id: &str, field: &str) -> Result<Option<String>, PortError> {
+        Ok(self
+            .json(id)
             .await?
             .get(field)
             .and_then(Value::as_str)
             .filter(|value| !value.trim().is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| PortError::Invalid(format!("secret {id} has no '{field}'")))
+            .map(str::to_owned))
     }
 
     /// The active webhook tokens: `token` and every entry of `tokens`.
@@ -742,4 +761,99 @@ impl Secrets {
         }
         Ok(tokens)
     }
+}
+
+/// Creates a FIFO queue `{name}.fifo` with its dead-letter queue `{name}-dlq.fifo`
+/// (redrive after `max_receives`), as `deploy/template.yaml` does: for local
+/// emulators and tests. Returns the queue and dead-letter queue URLs.
+pub async fn create_fifo_queue(
+    config: &aws_config::SdkConfig,
+    name: &str,
+    max_receives: u32,
+) -> Result<(String, String), PortError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .map_err(|error| unavailable("SQS CreateQueue", error))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|error| unavailable("SQS GetQueueAttributes", error))?
+        .attributes()
+        .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives});
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{name}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::VisibilityTimeout, "180")
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .map_err(|error| unavailable("SQS CreateQueue", error))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    Ok((url, dlq_url))
+}
+
+/// Creates the three state tables (on demand, `pk`, plus `sk` for the audit
+/// table), as `deploy/template.yaml` does: for local emulators and tests.
+pub async fn create_tables(
+    config: &aws_config::SdkConfig,
+    tables: &Tables,
+) -> Result<(), PortError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let client = aws_sdk_dynamodb::Client::new(config);
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|error| PortError::Invalid(error.to_string()))
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|error| PortError::Invalid(error.to_string()))
+    };
+    for (name, sort_key) in [
+        (&tables.idempotency, false),
+        (&tables.state, false),
+        (&tables.audit, true),
+    ] {
+        let mut request = client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("pk")?)
+            .key_schema(key("pk", KeyType::Hash)?);
+        if sort_key {
+            request = request
+                .attribute_definitions(attribute("sk")?)
+                .key_schema(key("sk", KeyType::Range)?);
+        }
+        request
+            .send()
+            .await
+            .map_err(|error| unavailable("DynamoDB CreateTable", error))?;
+    }
+    Ok(())
 }

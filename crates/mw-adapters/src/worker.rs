@@ -164,7 +164,7 @@ pub async fn process_logged(
     deps: &WorkerDeps,
     delivery: &Delivery,
     event_timeout: Duration,
-) -> Result<(), String> {
+) -> Result<Processed, String> {
     let started = Instant::now();
     match tokio::time::timeout(event_timeout, process(deps, delivery)).await {
         Ok(Ok(processed)) => {
@@ -189,7 +189,7 @@ pub async fn process_logged(
                     );
                 }
             }
-            Ok(())
+            Ok(processed)
         }
         Ok(Err(error)) => {
             deps.metrics.processing_failure();
@@ -211,7 +211,7 @@ pub async fn process_logged(
 async fn handle(deps: &WorkerDeps, delivery: Delivery, event_timeout: Duration) {
     let queue = deps.queue.as_ref();
     match process_logged(deps, &delivery, event_timeout).await {
-        Ok(()) => {
+        Ok(_) => {
             if let Err(error) = queue.ack(&delivery.receipt).await {
                 warn!(error = %error, "ack failed; the event will be redelivered and deduplicated");
             }

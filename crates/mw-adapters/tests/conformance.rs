@@ -334,11 +334,10 @@ mod sqlite {
 #[cfg(feature = "aws")]
 mod aws {
     use super::*;
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     use aws_sdk_sqs::types::QueueAttributeName;
-    use mw_adapters::aws::{DynamoStore, SqsQueue, SsmFlags, Tables, sdk_config};
+    use mw_adapters::aws::{
+        DynamoStore, SqsQueue, SsmFlags, Tables, create_fifo_queue, create_tables, sdk_config,
+    };
 
     async fn config() -> aws_config::SdkConfig {
         let endpoint = std::env::var("MW_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
@@ -358,39 +357,9 @@ mod aws {
     #[tokio::test]
     async fn queue() {
         let config = config().await;
+        let (url, dlq_url) = create_fifo_queue(&config, &unique("q"), 5).await.unwrap();
+        let queue = SqsQueue::new(&config, &url, Duration::ZERO);
         let sqs = aws_sdk_sqs::Client::new(&config);
-        let name = unique("q");
-        let dlq = sqs
-            .create_queue()
-            .queue_name(format!("{name}-dlq.fifo"))
-            .attributes(QueueAttributeName::FifoQueue, "true")
-            .send()
-            .await
-            .unwrap();
-        let dlq_url = dlq.queue_url().unwrap().to_owned();
-        let dlq_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&dlq_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes()
-            .unwrap()[&QueueAttributeName::QueueArn]
-            .clone();
-        let queue = sqs
-            .create_queue()
-            .queue_name(format!("{name}.fifo"))
-            .attributes(QueueAttributeName::FifoQueue, "true")
-            .attributes(QueueAttributeName::VisibilityTimeout, "180")
-            .attributes(
-                QueueAttributeName::RedrivePolicy,
-                json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let queue = SqsQueue::new(&config, queue.queue_url().unwrap(), Duration::ZERO);
         let dead = || -> BoxFuture<'_, usize> {
             Box::pin(async {
                 let attributes = sqs
@@ -408,57 +377,15 @@ mod aws {
         queue_cases(&queue, &dead).await;
     }
 
-    async fn table(client: &aws_sdk_dynamodb::Client, name: &str, sort_key: bool) {
-        let mut request = client
-            .create_table()
-            .table_name(name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            );
-        if sort_key {
-            request = request
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name("sk")
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .unwrap(),
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name("sk")
-                        .key_type(KeyType::Range)
-                        .build()
-                        .unwrap(),
-                );
-        }
-        request.send().await.unwrap();
-    }
-
     #[tokio::test]
     async fn state() {
         let config = config().await;
-        let client = aws_sdk_dynamodb::Client::new(&config);
         let tables = Tables {
             idempotency: unique("idempotency"),
             state: unique("state"),
             audit: unique("audit"),
         };
-        table(&client, &tables.idempotency, false).await;
-        table(&client, &tables.state, false).await;
-        table(&client, &tables.audit, true).await;
+        create_tables(&config, &tables).await.unwrap();
         state_cases(&DynamoStore::new(&config, tables)).await;
     }
 
@@ -467,6 +394,9 @@ mod aws {
         let config = config().await;
         let path = format!("/{}/flags", unique("flags"));
         let flags = std::sync::Arc::new(SsmFlags::new(&config, &path, Duration::ZERO));
+        // Specific to a remote store: no safe_mode parameter at all (a wrong path)
+        // reads as unreadable, never as "automation on".
+        assert!(flags.flags().await.is_err());
         let writer = flags.clone();
         let write = move |key: &'static str, raw: &'static str| -> BoxFuture<'static, ()> {
             let flags = writer.clone();
