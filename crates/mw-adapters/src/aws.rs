@@ -10,7 +10,7 @@
 //!   items lazily, so every read ignores them and every conditional write treats
 //!   them as absent.
 //! - **Flags**: one parameter per flag under a path (`/mw/prod/flags/safe_mode` =
-//!   `true`), cached at most 30 s; unreadable, or no `safe_mode` parameter at all
+//!   `true`), read through the worker's cache (≤ 30 s); unreadable, or no `safe_mode` parameter at all
 //!   (a wrong path), ⇒ `Err` (⇒ safe mode).
 //! - **Secrets**: JSON secrets, cached; webhook secrets hold `token` and/or
 //!   `tokens` (all active at once, for rotation).
@@ -572,23 +572,20 @@ impl StateStore for DynamoStore {
     }
 }
 
-/// `Flags` from SSM Parameter Store: one parameter per flag under `path`.
-#[derive(Debug)]
+/// `Flags` from SSM Parameter Store: one parameter per flag under `path`. Every
+/// call reads the store; wrap it in [`crate::worker::CachedFlags`] (≤ 30 s).
+#[derive(Debug, Clone)]
 pub struct SsmFlags {
     client: aws_sdk_ssm::Client,
     path: String,
-    ttl: Duration,
-    cache: Mutex<Option<(Instant, RuntimeFlags)>>,
 }
 
 impl SsmFlags {
-    /// Flags under `path` (e.g. `/mw/prod/flags`), cached for `ttl` (at most 30 s).
-    pub fn new(config: &aws_config::SdkConfig, path: &str, ttl: Duration) -> SsmFlags {
+    /// Flags under `path` (e.g. `/mw/prod/flags`).
+    pub fn new(config: &aws_config::SdkConfig, path: &str) -> SsmFlags {
         SsmFlags {
             client: aws_sdk_ssm::Client::new(config),
             path: path.trim_end_matches('/').to_owned(),
-            ttl: ttl.min(Duration::from_secs(30)),
-            cache: Mutex::new(None),
         }
     }
 
@@ -609,13 +606,13 @@ impl SsmFlags {
             .send()
             .await
             .map_err(|error| unavailable("SSM PutParameter", error))?;
-        if let Ok(mut cache) = self.cache.lock() {
-            *cache = None;
-        }
         Ok(())
     }
+}
 
-    async fn read(&self) -> Result<RuntimeFlags, PortError> {
+#[async_trait]
+impl Flags for SsmFlags {
+    async fn flags(&self) -> Result<RuntimeFlags, PortError> {
         let mut pairs = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -649,23 +646,6 @@ impl SsmFlags {
             )));
         }
         crate::flags::flags_from_pairs(pairs)
-    }
-}
-
-#[async_trait]
-impl Flags for SsmFlags {
-    async fn flags(&self) -> Result<RuntimeFlags, PortError> {
-        if let Ok(cache) = self.cache.lock()
-            && let Some((at, flags)) = cache.as_ref()
-            && at.elapsed() < self.ttl
-        {
-            return Ok(flags.clone());
-        }
-        let flags = self.read().await?;
-        if let Ok(mut cache) = self.cache.lock() {
-            *cache = Some((Instant::now(), flags.clone()));
-        }
-        Ok(flags)
     }
 }
 

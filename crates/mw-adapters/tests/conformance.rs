@@ -393,7 +393,7 @@ mod aws {
     async fn flags() {
         let config = config().await;
         let path = format!("/{}/flags", unique("flags"));
-        let flags = std::sync::Arc::new(SsmFlags::new(&config, &path, Duration::ZERO));
+        let flags = std::sync::Arc::new(SsmFlags::new(&config, &path));
         // Specific to a remote store: no safe_mode parameter at all (a wrong path)
         // reads as unreadable, never as "automation on".
         assert!(flags.flags().await.is_err());

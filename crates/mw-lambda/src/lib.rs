@@ -22,7 +22,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use bytes::Bytes;
 use mw_adapters::aws::{DynamoStore, Secrets, SqsQueue, SsmFlags, Tables, sdk_config};
 use mw_adapters::metrics::Metrics;
-use mw_adapters::worker::{WorkerDeps, process_logged};
+use mw_adapters::worker::{CachedFlags, WorkerDeps, process_logged};
 use mw_adapters::{AuthMode, Ingress, WebhookAuth};
 use mw_cli::Engine;
 use mw_cli::serve::ServeSettings;
@@ -273,9 +273,11 @@ impl WorkerFunction {
                 Duration::ZERO,
             )),
             state: Arc::new(DynamoStore::new(&config, tables)),
-            flags: Arc::new(SsmFlags::new(
-                &config,
-                required(&env.flags_path, "MW_FLAGS_PATH")?,
+            flags: Arc::new(CachedFlags::new(
+                Arc::new(SsmFlags::new(
+                    &config,
+                    required(&env.flags_path, "MW_FLAGS_PATH")?,
+                )),
                 Duration::from_secs(30),
             )),
             vendor: components.vendor,

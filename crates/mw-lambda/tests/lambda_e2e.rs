@@ -73,7 +73,7 @@ async fn stack() -> Stack {
     };
     create_tables(&config, &tables).await.unwrap();
     let flags_path = format!("/{}/flags", unique("stage"));
-    let flags = SsmFlags::new(&config, &flags_path, Duration::ZERO);
+    let flags = SsmFlags::new(&config, &flags_path);
     flags.write("safe_mode", &json!(false)).await.unwrap();
     flags
         .write("automation_enabled", &json!(true))
@@ -327,14 +327,10 @@ async fn webhook_to_queue_to_worker_to_richpanel_with_a_partially_failing_batch(
     );
 
     // Safe mode through SSM: route-only from then on.
-    SsmFlags::new(
-        &stack.config,
-        stack.env.flags_path.as_deref().unwrap(),
-        Duration::ZERO,
-    )
-    .write("safe_mode", &json!(true))
-    .await
-    .unwrap();
+    SsmFlags::new(&stack.config, stack.env.flags_path.as_deref().unwrap())
+        .write("safe_mode", &json!(true))
+        .await
+        .unwrap();
     let worker = WorkerFunction::init(&stack.env).await.unwrap();
     stack.ticket("t_safe", "Hi, where is my order #1001?");
     stack.rp.link_order("t_safe", "shop", "5100000001001");
