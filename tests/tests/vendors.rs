@@ -94,11 +94,8 @@ async fn live(name: &str) -> Live {
 
 impl Live {
     fn ticket(&self, id: &str, text: &str) {
-        self.rp.insert_ticket(
-            json!({"id": id, "status": "OPEN", "tags": [], "comments": [],
-            "via": {"channel": "email", "source": {"from": {"address": "jane.doe@example.com"}}}}),
-        );
-        self.rp.add_customer_message(id, text);
+        self.rp
+            .insert_email_ticket(id, "jane.doe@example.com", text);
     }
 
     fn shipped_order(&self, conversation: &str) {
@@ -133,27 +130,11 @@ impl Live {
     }
 
     fn bot_comments(&self, conversation: &str) -> Vec<String> {
-        self.rp.ticket(conversation).unwrap()["comments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|comment| comment["author_id"] == json!(self.bot))
-            .map(|comment| {
-                comment["plain_body"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect()
+        self.rp.comments_by(conversation, &self.bot)
     }
 
     fn tags(&self, conversation: &str) -> Vec<String> {
-        self.rp.ticket(conversation).unwrap()["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|tag| tag.as_str().unwrap().to_owned())
-            .collect()
+        self.rp.tag_names(conversation)
     }
 
     async fn template(&self, conversation: &str) -> Option<String> {

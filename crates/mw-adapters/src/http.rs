@@ -45,6 +45,17 @@ impl RetryPolicy {
     };
 }
 
+/// The HTTP client of a vendor: per-attempt timeout (connecting takes at most
+/// 5 s of it), rustls, our user agent.
+pub(crate) fn client(policy: &RetryPolicy) -> Result<reqwest::Client, PortError> {
+    reqwest::Client::builder()
+        .timeout(policy.timeout)
+        .connect_timeout(policy.timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("mw/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| PortError::Invalid(format!("HTTP client: {error}")))
+}
+
 /// One failed attempt: the error, and whether and when another attempt may follow.
 #[derive(Debug)]
 pub(crate) struct Failed {

@@ -204,11 +204,7 @@ fn example_turns() -> &'static [Value] {
 impl OpenAiClient {
     /// A client; fails only when the TLS back-end cannot initialise.
     pub fn new(config: OpenAiConfig) -> Result<OpenAiClient, PortError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.retry.timeout)
-            .user_agent(concat!("mw/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| PortError::Invalid(format!("HTTP client: {error}")))?;
+        let http = crate::http::client(&config.retry)?;
         Ok(OpenAiClient {
             http,
             config,

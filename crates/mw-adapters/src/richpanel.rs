@@ -128,12 +128,7 @@ fn segment(id: &str) -> String {
 impl RichpanelClient {
     /// A client; fails only when the TLS back-end cannot initialise.
     pub fn new(config: RichpanelConfig) -> Result<RichpanelClient, PortError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.retry.timeout)
-            .connect_timeout(config.retry.timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("mw/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| PortError::Invalid(format!("HTTP client: {error}")))?;
+        let http = crate::http::client(&config.retry)?;
         Ok(RichpanelClient {
             http,
             limiter: RateLimiter::direct(quota(config.rate_limit, config.rate_window)),

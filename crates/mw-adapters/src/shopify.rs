@@ -55,10 +55,7 @@ impl ShopifyTracking {
         inner: Arc<dyn Orders>,
         config: ShopifyConfig,
     ) -> Result<ShopifyTracking, PortError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.retry.timeout)
-            .build()
-            .map_err(|error| PortError::Invalid(format!("HTTP client: {error}")))?;
+        let http = crate::http::client(&config.retry)?;
         Ok(ShopifyTracking {
             inner,
             http,

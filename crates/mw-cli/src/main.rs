@@ -409,22 +409,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(CliError::Runtime)
 }
 
-fn init_logs(format: mw_cli::serve::LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        mw_cli::serve::LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-        mw_cli::serve::LogFormat::Text => builder.try_init(),
-    };
-}
-
 async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -437,6 +421,18 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+}
+
+/// Prints `value` as pretty JSON, or as `render` makes it for people.
+fn print_as<T: serde::Serialize>(json: bool, value: &T, render: impl FnOnce(&T) -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render(value));
     }
 }
 
@@ -453,7 +449,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             data,
         } => {
             let settings = settings.merged_with_file(config.as_deref())?;
-            init_logs(
+            mw_cli::serve::init_logs(
                 settings
                     .log_format
                     .unwrap_or(mw_cli::serve::LogFormat::Json),
@@ -495,14 +491,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 engine.policy.config(),
                 &options,
             ))?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&checks).unwrap_or_default()
-                );
-            } else {
-                print!("{}", mw_cli::doctor::render(&checks));
-            }
+            print_as(json, &checks, |checks| mw_cli::doctor::render(checks));
             Ok(if mw_cli::doctor::failed(&checks) {
                 ExitCode::FAILURE
             } else {
@@ -584,14 +573,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 Ok::<_, CliError>(summary)
             })?;
             bar.finish_and_clear();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary).unwrap_or_default()
-                );
-            } else {
-                print!("{}", mw_cli::ops::render_summary(&summary));
-            }
+            print_as(json, &summary, mw_cli::ops::render_summary);
             let complete = summary.still_queued == 0 && summary.errors == 0;
             Ok(if complete {
                 ExitCode::SUCCESS
@@ -645,14 +627,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 Ok::<_, CliError>(vec![fixed, saturated])
             })?;
             let _ = std::fs::remove_dir_all(&data_dir);
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&results).unwrap_or_default()
-                );
-            } else {
-                print!("{}", mw_cli::bench::render(&results));
-            }
+            print_as(json, &results, |results| mw_cli::bench::render(results));
             Ok(ExitCode::SUCCESS)
         }
         Command::Flags {
@@ -753,14 +728,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let input: ExplainInput = serde_json::from_str(&text)
                 .map_err(|error| CliError::Input(format!("stdin is not a valid event: {error}")))?;
             let decision = explain(&engine, &input, Utc::now());
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&decision).unwrap_or_default()
-                );
-            } else {
-                print!("{}", render(&decision));
-            }
+            print_as(json, &decision, render);
             Ok(ExitCode::SUCCESS)
         }
         Command::Templates {

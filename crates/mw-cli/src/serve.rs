@@ -52,6 +52,24 @@ pub enum LogFormat {
     Text,
 }
 
+/// Logs on stderr in `format`, filtered by `filter` (e.g. `info`); JSON lines carry
+/// the current span (the correlation id). Only the first call takes effect.
+pub fn init_logs(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
 /// Every `mw serve` setting. Each can come from the command line, an `MW_*`
 /// environment variable or the config file (`--config`), in that order of
 /// precedence; the default applies otherwise.

@@ -127,17 +127,10 @@ fn required<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str
 
 /// JSON logs on stderr (CloudWatch), the level from `MW_LOG` [default: info].
 pub fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_new(
-        std::env::var("MW_LOG").unwrap_or_else(|_| "info".into()),
-    )
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .try_init();
+    mw_cli::serve::init_logs(
+        mw_cli::serve::LogFormat::Json,
+        &std::env::var("MW_LOG").unwrap_or_else(|_| "info".into()),
+    );
 }
 
 /// The webhook ingress function.

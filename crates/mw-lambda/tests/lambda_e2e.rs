@@ -112,30 +112,16 @@ async fn stack() -> Stack {
 
 impl Stack {
     fn ticket(&self, id: &str, text: &str) {
-        self.rp.insert_ticket(
-            json!({"id": id, "status": "OPEN", "tags": [], "comments": [],
-            "via": {"channel": "email", "source": {"from": {"address": "jane.doe@example.com"}}}}),
-        );
-        self.rp.add_customer_message(id, text);
+        self.rp
+            .insert_email_ticket(id, "jane.doe@example.com", text);
     }
 
     fn bot_comments(&self, id: &str) -> Vec<String> {
-        self.rp.ticket(id).unwrap()["comments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["author_id"] == json!(self.bot))
-            .map(|c| c["plain_body"].as_str().unwrap_or_default().to_owned())
-            .collect()
+        self.rp.comments_by(id, &self.bot)
     }
 
     fn tags(&self, id: &str) -> Vec<String> {
-        self.rp.ticket(id).unwrap()["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_owned())
-            .collect()
+        self.rp.tag_names(id)
     }
 
     /// What the SQS event source would hand the worker: up to 10 messages, in the

@@ -253,6 +253,42 @@ impl FakeRichpanel {
         self.shared.lock().add_customer_message(ticket_id, text)
     }
 
+    /// Inserts an open email ticket from `from` with one customer message.
+    pub fn insert_email_ticket(&self, id: &str, from: &str, text: &str) {
+        self.insert_ticket(
+            json!({"id": id, "status": "OPEN", "tags": [], "comments": [],
+            "via": {"channel": "email", "source": {"from": {"address": from}}}}),
+        );
+        self.add_customer_message(id, text);
+    }
+
+    /// The plain text of the comments `author_id` wrote on a ticket, oldest first
+    /// (empty when the ticket does not exist).
+    pub fn comments_by(&self, ticket_id: &str, author_id: &str) -> Vec<String> {
+        self.ticket(ticket_id)
+            .and_then(|ticket| ticket["comments"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|comment| comment["author_id"].as_str() == Some(author_id))
+            .map(|comment| {
+                comment["plain_body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// A ticket's tag names (empty when the ticket does not exist).
+    pub fn tag_names(&self, ticket_id: &str) -> Vec<String> {
+        self.ticket(ticket_id)
+            .and_then(|ticket| ticket["tags"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|tag| tag.as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The current ticket, as `GET /v1/tickets/{id}` would return it inside `{"ticket":…}`.
     pub fn ticket(&self, id: &str) -> Option<Value> {
         self.shared.lock().tickets.get(id).cloned()
