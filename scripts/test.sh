@@ -27,11 +27,14 @@ step "golden set: hard gates (rules and recorded classifiers)"
 ./target/debug/mw eval golden/golden_v1.jsonl --classifier rules
 ./target/debug/mw eval golden/golden_v1.jsonl --classifier recorded > /dev/null
 
-step "python tools in .venv: moto (local AWS), cfn-lint, aws-sam-translator"
+step "python tools in .venv: moto (local AWS), cfn-lint, aws-sam-translator, schemathesis"
 venv=".venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
-  'moto[server]>=5.1,<6' 'cfn-lint>=1.20,<2' 'aws-sam-translator>=1.90,<2'
+  'moto[server]>=5.1,<6' 'cfn-lint>=1.20,<2' 'aws-sam-translator>=1.90,<2' 'schemathesis>=4.3,<5'
+
+step "API fuzzing: schemathesis from schemas/openapi.yaml against mw serve"
+bash scripts/api-fuzz.sh "$venv"
 
 step "deploy/template.yaml: cfn-lint, then cfn-lint again after the SAM transform"
 bash scripts/lint-deploy.sh "$venv"

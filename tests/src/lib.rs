@@ -8,16 +8,21 @@
     reason = "test harness: a failure is a test failure"
 )]
 
+pub mod soak;
+
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mw_adapters::SqliteStore;
 use mw_adapters::server::open_store;
-use mw_cli::Engine;
 use mw_cli::ops::InProcessServer;
 use mw_cli::serve::{LogFormat, ServeSettings};
-use serde_json::Value;
+use mw_cli::{ClassifierSource, Engine};
+use mw_core::ModelOutput;
+use mw_fakes::FakeReply;
+use serde_json::{Value, json};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -30,6 +35,45 @@ pub fn golden_lines() -> Result<Vec<mw_cli::eval::GoldenLine>, String> {
     let text =
         std::fs::read_to_string(&path).map_err(|error| format!("{}: {error}", path.display()))?;
     mw_cli::eval::parse_golden(&text).map_err(|error| error.to_string())
+}
+
+/// The customer text of a classifier request's user turn.
+pub fn customer_text(request: &Value) -> String {
+    let content = request["messages"]
+        .as_array()
+        .and_then(|messages| messages.last())
+        .and_then(|message| message["content"].as_str())
+        .unwrap_or_default();
+    content
+        .split_once("<<<CUSTOMER_MESSAGE\n")
+        .map(|(_, rest)| rest.trim_end_matches("\nCUSTOMER_MESSAGE>>>").to_owned())
+        .unwrap_or_default()
+}
+
+/// A fake OpenAI responder: the classifier answers like the embedded rules would on
+/// the (redacted) customer text; the Tier 2 verifier allows while `verifier_allows`
+/// is true and denies otherwise.
+pub fn rules_model(
+    engine: Engine,
+    verifier_allows: Arc<AtomicBool>,
+) -> impl Fn(&Value) -> FakeReply + Send + Sync + 'static {
+    move |request| match request["response_format"]["json_schema"]["name"].as_str() {
+        Some("mw_decision_v1") => {
+            match engine
+                .classify(&customer_text(request), &ClassifierSource::Rules)
+                .output
+            {
+                ModelOutput::Json(value) => FakeReply::Content(value),
+                ModelOutput::Failed(_) => FakeReply::RawContent("{}".into()),
+            }
+        }
+        _ if verifier_allows.load(Ordering::SeqCst) => FakeReply::Content(json!({
+            "schema_version": "mw_tier2_verifier_v1", "allow_tier2": true, "confidence": 0.95,
+            "downgrade_to_tier": "TIER_1_SAFE_ASSIST", "reason_code": "OK", "notes": ""})),
+        _ => FakeReply::Content(json!({
+            "schema_version": "mw_tier2_verifier_v1", "allow_tier2": false, "confidence": 0.9,
+            "downgrade_to_tier": "TIER_1_SAFE_ASSIST", "reason_code": "DETERMINISTIC_MATCH_FALSE", "notes": ""})),
+    }
 }
 
 /// `mw serve` running in-process on a fresh data directory.

@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::Method;
-use mw_cli::{ClassifierSource, Engine};
-use mw_core::{ModelOutput, StateStore};
+use mw_cli::Engine;
+use mw_core::StateStore;
 use mw_fakes::{FakeOpenAi, FakeReply, FakeRichpanel, Fault, JournalEntry, RouteMatch};
-use mw_tests::{Server, start};
-use serde_json::{Value, json};
+use mw_tests::{Server, rules_model, start};
+use serde_json::json;
 
 const RP_KEY: &str = "rp-e2e-key";
 const AI_KEY: &str = "sk-e2e-key";
@@ -32,44 +32,17 @@ struct Live {
     verifier_allows: Arc<AtomicBool>,
 }
 
-/// The customer text of the classifier's user turn.
-fn customer_text(request: &Value) -> String {
-    let content = request["messages"]
-        .as_array()
-        .and_then(|messages| messages.last())
-        .and_then(|message| message["content"].as_str())
-        .unwrap_or_default();
-    content
-        .split_once("<<<CUSTOMER_MESSAGE\n")
-        .map(|(_, rest)| rest.trim_end_matches("\nCUSTOMER_MESSAGE>>>").to_owned())
-        .unwrap_or_default()
-}
-
 async fn live(name: &str) -> Live {
     let rp = FakeRichpanel::start(RP_KEY).await.unwrap();
     let bot = rp.add_user("Support Bot", "bot@shop.example");
     let ai = FakeOpenAi::start(AI_KEY).await.unwrap();
     // The fake model answers like the embedded rules would; the verifier answers
     // as the test says.
-    let engine = Engine::embedded().unwrap();
     let verifier_allows = Arc::new(AtomicBool::new(true));
-    let allows = verifier_allows.clone();
-    ai.set_responder(move |request| {
-        match request["response_format"]["json_schema"]["name"].as_str() {
-            Some("mw_decision_v1") => {
-                match engine.classify(&customer_text(request), &ClassifierSource::Rules).output {
-                    ModelOutput::Json(value) => FakeReply::Content(value),
-                    ModelOutput::Failed(_) => FakeReply::RawContent("{}".into()),
-                }
-            }
-            _ if allows.load(Ordering::SeqCst) => FakeReply::Content(json!({
-                "schema_version": "mw_tier2_verifier_v1", "allow_tier2": true, "confidence": 0.95,
-                "downgrade_to_tier": "TIER_1_SAFE_ASSIST", "reason_code": "OK", "notes": ""})),
-            _ => FakeReply::Content(json!({
-                "schema_version": "mw_tier2_verifier_v1", "allow_tier2": false, "confidence": 0.9,
-                "downgrade_to_tier": "TIER_1_SAFE_ASSIST", "reason_code": "DETERMINISTIC_MATCH_FALSE", "notes": ""})),
-        }
-    });
+    ai.set_responder(rules_model(
+        Engine::embedded().unwrap(),
+        verifier_allows.clone(),
+    ));
     let (rp_url, ai_url, bot_id) = (rp.base_url(), ai.base_url(), bot.clone());
     let server = start(name, move |settings| {
         settings.richpanel_base_url = Some(rp_url);

@@ -13,6 +13,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use chrono::Utc;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use mw_core::{Actions, Classifier, Policy, Renderer, Verifier};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
@@ -73,6 +77,9 @@ pub struct ServeConfig {
     pub durability: Durability,
     /// How long shutdown waits for in-flight events.
     pub shutdown_grace: Duration,
+    /// How long a caller may take to send a request's headers, and its body: a slow
+    /// sender gets 408 (or, for headers, a closed connection) instead of a held slot.
+    pub request_timeout: Duration,
     /// Print `mw serve listening on http://…` on stdout once listening.
     pub announce: bool,
 }
@@ -166,16 +173,34 @@ struct AppState {
     ingress: Arc<Ingress>,
     metrics: Arc<Metrics>,
     store: Arc<SqliteStore>,
+    request_timeout: Duration,
 }
 
 async fn webhook(
     State(state): State<AppState>,
     request: axum::extract::Request,
-) -> impl IntoResponse {
+) -> axum::response::Response {
     let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
-        Ok(bytes) => bytes,
-        Err(_) => Bytes::from(vec![0u8; MAX_BODY_BYTES + 1]),
+    let read = tokio::time::timeout(
+        state.request_timeout,
+        axum::body::to_bytes(body, MAX_BODY_BYTES + 1),
+    );
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => Bytes::from(vec![0u8; MAX_BODY_BYTES + 1]),
+        Err(_) => {
+            state.metrics.event_rejected("timeout");
+            let message = format!(
+                "the request body did not arrive within {} s; send it in one go",
+                state.request_timeout.as_secs_f64()
+            );
+            return (
+                http::StatusCode::REQUEST_TIMEOUT,
+                [(http::header::CONNECTION, "close")],
+                axum::Json(serde_json::json!({"status": "error", "error": message})),
+            )
+                .into_response();
+        }
     };
     let response = state
         .ingress
@@ -303,6 +328,7 @@ pub async fn serve(
         ingress: Arc::new(ingress),
         metrics,
         store: ingress_store,
+        request_timeout: config.request_timeout,
     };
     let app = Router::new()
         .route("/webhook/richpanel", post(webhook))
@@ -332,8 +358,7 @@ pub async fn serve(
             if dry_run { "dry-run outbox" } else { "live" }
         );
     }
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    let result = server.await;
+    accept_loop(listener, app, config.request_timeout, shutdown).await;
     info!("shutting down: no new work; finishing in-flight events");
     let _ = stop_tx.send(true);
     if tokio::time::timeout(config.shutdown_grace, workers)
@@ -346,8 +371,50 @@ pub async fn serve(
     let _ = sweeper.await;
     let _ = std::fs::remove_file(address_path(data_dir));
     drop(lock);
-    result.map_err(|error| ServeError::Listen {
-        addr: local.to_string(),
-        message: error.to_string(),
-    })
+    Ok(())
+}
+
+/// Serves HTTP/1 and HTTP/2 connections until `shutdown` resolves, then lets open
+/// requests finish. A caller that does not send its headers within
+/// `request_timeout` is disconnected (axum's own `serve` sets no such timeout).
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    request_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(request_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let (builder, watcher) = (builder.clone(), graceful.watcher());
+                    let service = TowerToHyperService::new(app.clone());
+                    tokio::spawn(async move {
+                        let connection =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        let _ = watcher.watch(connection).await;
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    // Open requests finish; none can take longer than the request timeout to arrive.
+    let grace = request_timeout + Duration::from_secs(1);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        warn!("connections still open at shutdown were closed");
+    }
 }

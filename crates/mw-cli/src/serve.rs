@@ -129,6 +129,10 @@ pub struct ServeSettings {
     /// How long shutdown waits for in-flight events, seconds [default: 20].
     #[arg(long, env = "MW_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// How long a webhook caller may take to send its headers, and then its body,
+    /// seconds; slower senders are cut off (408) [default: 10].
+    #[arg(long, env = "MW_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<f64>,
     /// Log format [default: json].
     #[arg(long, env = "MW_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -309,6 +313,12 @@ impl ServeSettings {
                 DurabilityArg::Normal => Durability::Normal,
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.unwrap_or(20)),
+            request_timeout: Duration::from_secs_f64(
+                self.request_timeout_secs
+                    .filter(|secs| secs.is_finite())
+                    .unwrap_or(10.0)
+                    .clamp(0.1, 300.0),
+            ),
             announce: false,
         })
     }

@@ -12,9 +12,11 @@
 //! Both servers listen on `127.0.0.1` with an ephemeral port and stop on [`FakeRichpanel::stop`]
 //! / [`FakeOpenAi::stop`] or when dropped. They never print the API key.
 
+pub mod chaos;
 pub mod openai;
 pub mod richpanel;
 mod server;
 
+pub use chaos::Chaos;
 pub use openai::{FakeOpenAi, FakeReply};
 pub use richpanel::{FakeRichpanel, Fault, JournalEntry, RetryAfter, RouteMatch};

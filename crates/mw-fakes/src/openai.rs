@@ -13,6 +13,8 @@
 //!   '<name>': In context=('properties', 'x'), …`, with `param` `response_format`.
 //! * Token usage is estimated as characters / 4 (at least 1). `x-ratelimit-remaining-requests`
 //!   counts down from 10000 per minute (aligned to server start) and is never enforced.
+//! * Reply order: scripted replies first, then a random fault from [`FakeOpenAi::set_chaos`]
+//!   (if one is drawn), then the responder.
 
 use std::{
     collections::VecDeque,
@@ -23,6 +25,7 @@ use std::{
 
 use serde_json::{Map, Value, json};
 
+use crate::chaos::Chaos;
 use crate::server::{self, Outcome, Req, Server};
 
 /// What the fake answers to one (valid, authenticated) chat completion request.
@@ -51,6 +54,8 @@ pub enum FakeReply {
     Delay(Duration, Box<FakeReply>),
     /// 200 with a body that is not JSON.
     NonJson,
+    /// Close the connection without any answer (a dropped response).
+    Reset,
 }
 
 impl FakeReply {
@@ -77,6 +82,7 @@ type Responder = Arc<dyn Fn(&Value) -> FakeReply + Send + Sync>;
 struct Inner {
     responder: Responder,
     script: VecDeque<FakeReply>,
+    chaos: Option<Chaos<FakeReply>>,
     requests: Vec<Value>,
     served: u64,
     window: (u64, u32),
@@ -128,6 +134,7 @@ impl FakeOpenAi {
             state: Mutex::new(Inner {
                 responder: no_responder,
                 script: VecDeque::new(),
+                chaos: None,
                 requests: Vec::new(),
                 served: 0,
                 window: (0, 0),
@@ -158,6 +165,17 @@ impl FakeOpenAi {
     /// Appends one-shot replies, used in order before the responder.
     pub fn script(&self, replies: Vec<FakeReply>) {
         self.shared.lock().script.extend(replies);
+    }
+
+    /// Random faults (`None` stops them): a valid chat completion request that no
+    /// scripted reply is left for draws from `chaos` before the responder is asked.
+    pub fn set_chaos(&self, chaos: Option<Chaos<FakeReply>>) {
+        self.shared.lock().chaos = chaos;
+    }
+
+    /// `(requests seen, faults injected)` by the chaos settings, if any.
+    pub fn chaos_counts(&self) -> Option<(u64, u64)> {
+        self.shared.lock().chaos.as_ref().map(Chaos::counts)
     }
 
     /// Every chat completion request body received, including failed ones.
@@ -233,12 +251,17 @@ async fn handle(shared: Arc<Shared>, req: Req) -> Outcome {
             Ok(()) => {
                 let (scripted, responder) = {
                     let mut st = shared.lock();
-                    (st.script.pop_front(), st.responder.clone())
+                    let scripted = st.script.pop_front();
+                    let scripted = scripted.or_else(|| st.chaos.as_mut().and_then(Chaos::draw));
+                    (scripted, st.responder.clone())
                 };
                 let mut reply = scripted.unwrap_or_else(|| responder(&body_value));
                 while let FakeReply::Delay(d, inner) = reply {
                     tokio::time::sleep(d).await;
                     reply = *inner;
+                }
+                if reply == FakeReply::Reset {
+                    return Outcome::Reset;
                 }
                 render(reply, &body_value, n)
             }
@@ -290,6 +313,8 @@ fn render(reply: FakeReply, request: &Value, n: u64) -> (u16, Option<Value>, Opt
             retry_after,
         } => return (status, Some(body), retry_after),
         FakeReply::NonJson => return (200, None, None),
+        // Resets are handled by the caller, which closes the connection instead.
+        FakeReply::Reset => return (502, None, None),
         // Delays are unwrapped by the caller; a nested one here answers immediately.
         FakeReply::Delay(_, inner) => return render(*inner, request, n),
     };

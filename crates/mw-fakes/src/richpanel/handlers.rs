@@ -28,6 +28,7 @@ use http::Method;
 use serde_json::{Map, Value, json};
 
 use super::{Fault, JournalEntry, RouteMatch};
+use crate::chaos::Chaos;
 use crate::server::{Req, header_pairs, parse_query, pct_decode};
 
 const DEFAULT_PER_PAGE: usize = 25;
@@ -59,6 +60,7 @@ pub(super) struct State {
     pub teams: Vec<Value>,
     pub users: Vec<Value>,
     pub faults: Vec<(RouteMatch, VecDeque<Fault>)>,
+    pub chaos: Option<Chaos<Fault>>,
     pub limiter: Option<(u32, Duration)>,
     /// (window index, requests counted in it).
     pub window: (u128, u32),
@@ -251,11 +253,13 @@ impl State {
         }
     }
 
+    /// A scripted fault for this request, else a random one from the chaos settings.
     pub fn take_fault(&mut self, method: &Method, path: &str) -> Option<Fault> {
         self.faults
             .iter_mut()
             .find(|(r, q)| !q.is_empty() && r.matches(method, path))
             .and_then(|(_, q)| q.pop_front())
+            .or_else(|| self.chaos.as_mut().and_then(Chaos::draw))
     }
 
     fn normalize_comment(&mut self, c: &Value, channel: &Value) -> Value {

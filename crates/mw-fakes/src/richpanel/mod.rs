@@ -9,7 +9,9 @@
 //! * **Rate-limit headers:** `X-RateLimit-Limit` / `X-RateLimit-Remaining` are on every response
 //!   except resets. Without [`FakeRichpanel::set_rate_limit`] they describe the documented 50
 //!   requests per 30 s fixed window (windows aligned to server start), which is counted but never
-//!   enforced. `Retry-After` is only sent on 429.
+//!   enforced.
+//! * **Random faults:** with [`FakeRichpanel::set_chaos`], a request that no scripted fault
+//!   matches draws one at the configured rate; it then behaves exactly like the scripted one. `Retry-After` is only sent on 429.
 //! * **Faults and effects:** `Status`, `RateLimited` and `Reset` apply nothing. `Delay` waits and
 //!   then handles the request; if the client disconnects during the wait, the request is abandoned
 //!   (nothing applied, journal status 0). `ApplyThenReset`, `ApplyThenDelay`, `NonJson` and
@@ -31,6 +33,7 @@ use chrono::{DateTime, Utc};
 use http::Method;
 use serde_json::{Value, json};
 
+use crate::chaos::Chaos;
 use crate::server::{self, Outcome, Req, Server};
 use handlers::State;
 
@@ -352,6 +355,17 @@ impl FakeRichpanel {
     /// Drops every scripted fault not yet used.
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();
+    }
+
+    /// Random faults (`None` stops them): every authenticated request that no scripted
+    /// fault matches draws from `chaos`.
+    pub fn set_chaos(&self, chaos: Option<Chaos<Fault>>) {
+        self.shared.lock().chaos = chaos;
+    }
+
+    /// `(requests seen, faults injected)` by the chaos settings, if any.
+    pub fn chaos_counts(&self) -> Option<(u64, u64)> {
+        self.shared.lock().chaos.as_ref().map(Chaos::counts)
     }
 
     /// Enables (`Some((limit, window))`) or disables the fixed-window limiter: at most `limit`
