@@ -23,9 +23,11 @@ fi
 step "template catalog lint"
 ./target/debug/mw templates lint
 
-step "golden set: hard gates (rules and recorded classifiers)"
+step "golden sets: hard gates (rules and recorded classifiers; golden and adversarial)"
 ./target/debug/mw eval golden/golden_v1.jsonl --classifier rules
 ./target/debug/mw eval golden/golden_v1.jsonl --classifier recorded > /dev/null
+./target/debug/mw eval golden/adversarial_v1.jsonl --classifier rules
+./target/debug/mw eval golden/adversarial_v1.jsonl --classifier recorded > /dev/null
 
 step "python tools in .venv: moto (local AWS), cfn-lint, aws-sam-translator, schemathesis"
 venv=".venv"

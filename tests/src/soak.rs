@@ -130,7 +130,10 @@ impl SoakReport {
             ("**lost events**", self.lost.to_string()),
             ("customer replies sent", self.replies.to_string()),
             ("**duplicate replies**", self.duplicate_replies.to_string()),
-            ("**unsafe automations**", self.unsafe_automations.to_string()),
+            (
+                "**unsafe automations**",
+                self.unsafe_automations.to_string(),
+            ),
             (
                 "**per-conversation order violations**",
                 self.order_violations.to_string(),
@@ -285,8 +288,9 @@ fn plan(config: &SoakConfig, rng: &mut Rng, rp: &FakeRichpanel) -> Vec<Conversat
         };
         let number = 20_000 + index;
         let first = match kind {
-            Kind::OrderStatus => ORDER_STATUS[rng.below(ORDER_STATUS.len())]
-                .replace("{n}", &number.to_string()),
+            Kind::OrderStatus => {
+                ORDER_STATUS[rng.below(ORDER_STATUS.len())].replace("{n}", &number.to_string())
+            }
             Kind::Intake => INTAKE[rng.below(INTAKE.len())].to_owned(),
             Kind::Tier0 => TIER0[rng.below(TIER0.len())].to_owned(),
             Kind::RouteOnly => ROUTE_ONLY[rng.below(ROUTE_ONLY.len())].to_owned(),
@@ -294,8 +298,10 @@ fn plan(config: &SoakConfig, rng: &mut Rng, rp: &FakeRichpanel) -> Vec<Conversat
         let count = (1 + rng.below(4)).min(config.events - events);
         let id = format!("soak_{index:05}");
         let channel = if rng.chance(0.2) { "livechat" } else { "email" };
-        rp.insert_ticket(json!({"id": id, "status": "OPEN", "tags": [], "comments": [],
-            "via": {"channel": channel}}));
+        rp.insert_ticket(
+            json!({"id": id, "status": "OPEN", "tags": [], "comments": [],
+            "via": {"channel": channel}}),
+        );
         let mut messages = Vec::new();
         for message in 0..count {
             let text = if message == 0 {
@@ -425,7 +431,12 @@ impl Service {
 }
 
 /// Delivers one webhook until it is acknowledged; `false` if it never was.
-async fn deliver(client: &reqwest::Client, service: &Service, body: &str, sent: &AtomicUsize) -> bool {
+async fn deliver(
+    client: &reqwest::Client,
+    service: &Service,
+    body: &str,
+    sent: &AtomicUsize,
+) -> bool {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(120) {
         sent.fetch_add(1, Ordering::Relaxed);
@@ -482,7 +493,10 @@ async fn deliver_all(
                         deliver(&client, &service, &body, &sent)
                     );
                     if first || second {
-                        accepted.lock().unwrap().insert(conversation.event_key(message));
+                        accepted
+                            .lock()
+                            .unwrap()
+                            .insert(conversation.event_key(message));
                     }
                 }
             }
@@ -646,7 +660,10 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
         ("MW_OPENAI_BASE_URL", ai.base_url()),
         ("MW_OPENAI_API_KEY", AI_KEY.to_owned()),
         ("MW_OPENAI_MODEL", "gpt-soak".to_owned()),
-        ("MW_OPENAI_TIMEOUT_SECS", ai_timeout.as_secs_f64().to_string()),
+        (
+            "MW_OPENAI_TIMEOUT_SECS",
+            ai_timeout.as_secs_f64().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))
@@ -766,8 +783,8 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
     for conversation in &conversations {
         let comments = rp.comments_by(&conversation.id, &bot).len();
         replies += comments;
-        duplicate_replies += comments
-            .saturating_sub(reply_keys.get(&conversation.id).copied().unwrap_or(0));
+        duplicate_replies +=
+            comments.saturating_sub(reply_keys.get(&conversation.id).copied().unwrap_or(0));
         if conversation.kind == Kind::Tier0 || conversation.safe_mode {
             let ticket_path = format!("/v1/tickets/{}", conversation.id);
             unsafe_automations += journal

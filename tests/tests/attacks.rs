@@ -20,6 +20,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+/// A named request: body and headers.
+type Attack = (&'static str, String, Vec<(&'static str, String)>);
+
 fn body(conversation: &str, message: &str) -> String {
     json!({"ticket_id": conversation, "message_id": message, "channel": "email",
         "text": "Hi, my mug arrived cracked. Can you help?"})
@@ -54,7 +57,7 @@ async fn forged_expired_and_replayed_signatures_enqueue_nothing() {
         ]
     };
     let forged = body("t_sig", "m2");
-    let attacks: Vec<(&str, String, Vec<(&str, String)>)> = vec![
+    let attacks: Vec<Attack> = vec![
         ("no signature at all", forged.clone(), vec![]),
         (
             "a timestamp but no signature",
@@ -64,7 +67,10 @@ async fn forged_expired_and_replayed_signatures_enqueue_nothing() {
         (
             "a signature but no timestamp",
             forged.clone(),
-            vec![("x-signature", WebhookAuth::sign("s3cret", now, forged.as_bytes()))],
+            vec![(
+                "x-signature",
+                WebhookAuth::sign("s3cret", now, forged.as_bytes()),
+            )],
         ),
         (
             "signed with the wrong secret",
@@ -114,7 +120,11 @@ async fn forged_expired_and_replayed_signatures_enqueue_nothing() {
     for (name, payload, headers) in &attacks {
         let (status, answer) = server.post(payload, headers).await;
         assert_eq!(status, 401, "{name}: {answer}");
-        assert_eq!(answer, json!({"status": "unauthorized"}), "{name}: no detail");
+        assert_eq!(
+            answer,
+            json!({"status": "unauthorized"}),
+            "{name}: no detail"
+        );
     }
     assert_eq!(queued(&server), 0, "no attack enqueued anything");
 
@@ -123,7 +133,10 @@ async fn forged_expired_and_replayed_signatures_enqueue_nothing() {
     let headers = signed(now, "s3cret", &genuine);
     assert_eq!(server.post(&genuine, &headers).await.0, 200);
     let (status, answer) = server.post(&genuine, &headers).await;
-    assert_eq!((status, answer["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate"))
+    );
     assert_eq!(queued(&server), 1);
     server.stop().await;
 }
@@ -280,7 +293,10 @@ async fn a_flood_is_throttled_and_only_answered_events_are_queued() {
         }
     }
     let allowed = 10 + (5.0 * started.elapsed().as_secs_f64()).ceil() as u64;
-    assert!(accepted <= allowed, "{accepted} accepted, at most {allowed}");
+    assert!(
+        accepted <= allowed,
+        "{accepted} accepted, at most {allowed}"
+    );
     assert!(throttled >= 200 - allowed, "{throttled} throttled");
     assert_eq!(queued(&server), accepted, "only answered events are queued");
     Arc::try_unwrap(server).ok().unwrap().stop().await;

@@ -414,7 +414,10 @@ async fn accept_loop(
     drop(listener);
     // Open requests finish; none can take longer than the request timeout to arrive.
     let grace = request_timeout + Duration::from_secs(1);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         warn!("connections still open at shutdown were closed");
     }
 }

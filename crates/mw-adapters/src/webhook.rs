@@ -210,6 +210,16 @@ pub(crate) fn id_string(value: Option<&Value>) -> Option<String> {
     }
 }
 
+/// A webhook id: a non-empty string, or a whole number that fits `u64`. Other
+/// numbers (`1.7e56`, a 30-digit integer, `4.0`) pass the schema's `integer` but
+/// would print as a different id than the caller sent, so they count as absent.
+fn webhook_id(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::Number(number) => number.as_u64().map(|id| id.to_string()),
+        other => id_string(Some(other)),
+    }
+}
+
 fn text_field(value: &Value, key: &str) -> Option<String> {
     value
         .get(key)
@@ -235,7 +245,7 @@ pub fn parse_payload(body: &[u8]) -> Result<(InboundEvent, Value), PayloadError>
     }
     let conversation_id = ["conversation_id", "ticket_id", "id"]
         .iter()
-        .find_map(|key| id_string(value.get(*key)))
+        .find_map(|key| webhook_id(value.get(*key)))
         .ok_or_else(|| PayloadError::Schema {
             path: String::new(),
             message: "a conversation id is required".into(),
@@ -243,9 +253,9 @@ pub fn parse_payload(body: &[u8]) -> Result<(InboundEvent, Value), PayloadError>
     let customer = value.get("customer");
     let event = InboundEvent {
         conversation_id,
-        message_id: id_string(value.get("message_id"))
-            .or_else(|| id_string(value.get("dedupe_id"))),
-        event_id: id_string(value.get("event_id")),
+        message_id: webhook_id(value.get("message_id"))
+            .or_else(|| webhook_id(value.get("dedupe_id"))),
+        event_id: webhook_id(value.get("event_id")),
         channel: value
             .get("channel")
             .and_then(Value::as_str)
@@ -310,6 +320,20 @@ mod tests {
             parse_payload(br#"[1,2]"#),
             Err(PayloadError::Schema { .. })
         ));
+    }
+
+    #[test]
+    fn numeric_ids_are_kept_exactly_or_not_at_all() {
+        // Found by the `webhook_payload` fuzz target: a 57-digit id became "1.7e+56".
+        let huge = br#"{"id": 170000000000000000000000000000000000000000000000000000005}"#;
+        assert!(matches!(
+            parse_payload(huge),
+            Err(PayloadError::Schema { .. })
+        ));
+        let (event, _) =
+            parse_payload(br#"{"ticket_id": 18446744073709551615, "message_id": 1e3}"#).unwrap();
+        assert_eq!(event.conversation_id, "18446744073709551615");
+        assert_eq!(event.message_id, None);
     }
 
     #[test]

@@ -181,25 +181,7 @@ fn round4(value: f64) -> f64 {
 }
 
 fn templates_fitting(engine: &Engine, intent: Intent) -> Vec<String> {
-    let mut templates: Vec<String> = engine
-        .policy
-        .config()
-        .tier1_templates
-        .get(&intent)
-        .cloned()
-        .into_iter()
-        .collect();
-    if intent.is_order_status() {
-        templates.extend(
-            [
-                "t_order_status_verified",
-                "t_shipping_delay_verified",
-                "t_order_eta_no_tracking_verified",
-            ]
-            .map(str::to_owned),
-        );
-    }
-    templates
+    engine.policy.permitted_templates(intent)
 }
 
 /// Classifies and decides one golden line the way the runtime would: default flags,

@@ -55,6 +55,7 @@ pub enum Gate {
     KillSwitch,
     Model,
     Tier0,
+    Injection,
     Priority,
     Confidence,
     Team,
@@ -122,6 +123,7 @@ pub enum Marker {
     NeedsManualTriage,
     AutoRateLimited,
     OrderLookupFailed,
+    InjectionSuspected,
 }
 
 impl Marker {
@@ -134,6 +136,7 @@ impl Marker {
             Marker::NeedsManualTriage => "mw-needs-manual-triage",
             Marker::AutoRateLimited => "mw-auto-rate-limited",
             Marker::OrderLookupFailed => "mw-order-lookup-failed",
+            Marker::InjectionSuspected => "mw-injection-suspected",
         }
     }
 }

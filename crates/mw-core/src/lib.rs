@@ -36,7 +36,8 @@ pub use order::{
     order_has_tracking, order_matches_number, order_numbers_in,
 };
 pub use pipeline::{
-    Pipeline, Processed, SkipReason, fingerprint, ingress_event_key, message_event_key,
+    Pipeline, Processed, SkipReason, customer_key, fingerprint, ingress_event_key,
+    message_event_key,
 };
 pub use ports::{
     ActionOutcome, ActionRecord, Actions, AuditRecord, Classification, Classifier, ClassifyRequest,

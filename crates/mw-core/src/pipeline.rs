@@ -86,6 +86,14 @@ pub fn message_event_key(conversation_id: &str, message_id: &str) -> String {
     format!("evt:rp:{conversation_id}:{message_id}")
 }
 
+/// The key the reply limits count a customer under: a hash of their id (or email,
+/// trimmed and lowercased), so no email address or customer id is stored with the
+/// reply history.
+pub fn customer_key(customer_id: &str) -> String {
+    let canonical = customer_id.trim().to_lowercase();
+    format!("cust:{}", &fingerprint(canonical.as_bytes())[..32])
+}
+
 /// SHA-256 (hex) of bytes: payload fingerprints and hash-based keys.
 pub fn fingerprint(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
@@ -208,8 +216,9 @@ impl Pipeline<'_> {
         let customer_id = conversation
             .customer
             .id
-            .clone()
-            .or_else(|| conversation.customer.email.clone());
+            .as_deref()
+            .or(conversation.customer.email.as_deref())
+            .map(customer_key);
         let history = self
             .state
             .reply_history(&conversation.id, customer_id.as_deref())
@@ -408,5 +417,20 @@ impl Pipeline<'_> {
             }
         }
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_keys_are_stable_hashes_without_personal_data() {
+        let key = customer_key("Jane.Doe@Example.com ");
+        assert_eq!(key, customer_key("jane.doe@example.com"));
+        assert_ne!(key, customer_key("john.doe@example.com"));
+        assert!(key.starts_with("cust:") && key.len() == 37, "{key}");
+        assert!(!key.contains('@') && !key.contains("jane"));
+        assert!(!crate::contains_pii(&key), "{key}");
     }
 }

@@ -411,7 +411,8 @@ pub trait StateStore: Send + Sync {
         event_key: &str,
         classification: &Classification,
     ) -> Result<(), PortError>;
-    /// Reply history of a conversation and its customer.
+    /// Reply history of a conversation and its customer (the pipeline passes the
+    /// hashed [`customer_key`](crate::customer_key), never an email address).
     async fn reply_history(
         &self,
         conversation_id: &str,

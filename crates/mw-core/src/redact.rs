@@ -129,7 +129,8 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             phone_like,
             0,
         ),
-        rule(PiiKind::Number, r"\b(?:\d[ -]?){8,}\d\b", always, 0),
+        // No `\b`: a run glued to a word ("visa4111…", "…1111exp") is still a run.
+        rule(PiiKind::Number, r"(?:\d[ -]?){8,}\d", always, 0),
     ]
     .into_iter()
     .flatten()
@@ -213,6 +214,17 @@ mod tests {
         ] {
             assert_eq!(redact(text), text);
         }
+    }
+
+    #[test]
+    fn long_digit_runs_glued_to_words_are_redacted() {
+        // Found by the `redact` fuzz target (fuzz/regressions/redact/).
+        assert_eq!(
+            redact("visa4111111111111111 exp 12/27"),
+            "visa[NUMBER] exp 12/27"
+        );
+        assert_eq!(redact("card 4111 1111 1111 1111exp"), "card [NUMBER]exp");
+        assert_eq!(redact("on0001532894984237 51track"), "on[NUMBER]track");
     }
 
     #[test]

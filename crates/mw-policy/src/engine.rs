@@ -1,4 +1,4 @@
-//! The tier policy: kill switch, Gate A (Tier 0), multi-intent priority,
+//! The tier policy: kill switch, Gate A (Tier 0), the injection screen, multi-intent priority,
 //! confidence, team fallback, Gate C (Tier 3), Gate B (Tier 2), Tier 1, Gate D
 //! (templates only), reply limits and auto-close — in that order. Pure.
 
@@ -12,6 +12,7 @@ use mw_core::{DowngradeTier, Eta, redact, variable_present};
 
 use crate::PolicyError;
 use crate::config::PolicyConfig;
+use crate::injection::{InjectionHit, InjectionScreen};
 use crate::prescreen::Prescreen;
 use crate::text::word_count;
 
@@ -20,6 +21,9 @@ use crate::text::word_count;
 pub struct TierPolicy {
     config: PolicyConfig,
     prescreen: Prescreen,
+    /// `None` when the screen could not be compiled: every message is then
+    /// treated as suspect (fail closed).
+    injection: Option<InjectionScreen>,
 }
 
 /// Where a verdict routes, before any reply.
@@ -43,11 +47,26 @@ enum Candidate {
 }
 
 const ETA_TEMPLATE: &str = "t_order_eta_no_tracking_verified";
+const TRACKING_TEMPLATE: &str = "t_order_status_verified";
+const DELAY_TEMPLATE: &str = "t_shipping_delay_verified";
+/// The templates Gate B chooses from.
+const TIER2_TEMPLATES: [&str; 3] = [TRACKING_TEMPLATE, DELAY_TEMPLATE, ETA_TEMPLATE];
 
 impl TierPolicy {
-    /// A policy with an explicit configuration and pre-screen.
+    /// A policy with an explicit configuration and pre-screen, and the shipped
+    /// injection screen.
     pub fn new(config: PolicyConfig, prescreen: Prescreen) -> TierPolicy {
-        TierPolicy { config, prescreen }
+        TierPolicy {
+            config,
+            prescreen,
+            injection: InjectionScreen::embedded().ok(),
+        }
+    }
+
+    /// The same policy with another injection screen.
+    pub fn with_injection_screen(mut self, screen: InjectionScreen) -> TierPolicy {
+        self.injection = Some(screen);
+        self
     }
 
     /// The SPEC defaults and the shipped pre-screen.
@@ -66,6 +85,38 @@ impl TierPolicy {
     /// The Tier 0 pre-screen.
     pub fn prescreen(&self) -> &Prescreen {
         &self.prescreen
+    }
+
+    /// Runs the injection screen on raw text (a screen that failed to load
+    /// reports every text, so nothing is automated).
+    pub fn injection_scan(&self, text: &str) -> Option<InjectionHit> {
+        match &self.injection {
+            Some(screen) => screen.scan(text),
+            None => Some(InjectionHit {
+                category: "screen_unavailable".to_owned(),
+            }),
+        }
+    }
+
+    /// Every template the policy may ever send for an intent when it is the routed
+    /// intent: its Tier 1 template and, for order-status intents, the Tier 2
+    /// templates of Gate B.
+    pub fn permitted_templates(&self, intent: Intent) -> Vec<String> {
+        let mut templates: Vec<String> = self
+            .config
+            .tier1_templates
+            .get(&intent)
+            .cloned()
+            .into_iter()
+            .collect();
+        if intent.max_tier() == MaxTier::Tier2 {
+            for template in TIER2_TEMPLATES {
+                if !templates.iter().any(|known| known == template) {
+                    templates.push(template.to_owned());
+                }
+            }
+        }
+        templates
     }
 
     fn team_name(&self, team: Team, reasons: &mut Vec<Reason>) -> (String, bool) {
@@ -215,9 +266,9 @@ impl TierPolicy {
         }
         let template = if input.order.has_tracking {
             if intent == Intent::ShippingDelayNotShipped {
-                "t_shipping_delay_verified"
+                DELAY_TEMPLATE
             } else {
-                "t_order_status_verified"
+                TRACKING_TEMPLATE
             }
         } else {
             match input.order.eta {
@@ -511,6 +562,21 @@ impl Policy for TierPolicy {
             return self.tier0_verdict(intent, intents, language, confidence, reasons, markers);
         }
 
+        // Prompt injection: the model may have been steered, so nothing it proposes
+        // reaches the customer. Tier 0 above is decided first and never lowered.
+        let injection = self.injection_scan(input.text);
+        if let Some(hit) = &injection {
+            markers.push(Marker::InjectionSuspected);
+            reasons.push(Reason::new(
+                Gate::Injection,
+                "injection_suspected",
+                format!(
+                    "the message tries to instruct the automation ({}); no automated reply",
+                    hit.category
+                ),
+            ));
+        }
+
         let Some(model) = model else {
             markers.push(Marker::NeedsManualTriage);
             let route = Route {
@@ -650,7 +716,9 @@ impl Policy for TierPolicy {
         // Automation.
         let mut verifier_request = None;
         let (reasons, markers) = (&mut verdict.reasons, &mut verdict.markers);
-        let candidate = if model.routing.needs_manual_triage {
+        let candidate = if injection.is_some() {
+            Candidate::Route
+        } else if model.routing.needs_manual_triage {
             markers.push(Marker::NeedsManualTriage);
             reasons.push(Reason::new(
                 Gate::Model,

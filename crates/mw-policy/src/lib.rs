@@ -9,11 +9,15 @@
 //!   verified order status), Tier 1 templates, Gate D (templates only), reply limits
 //!   and the auto-close whitelist.
 //! - [`Prescreen`] is the deterministic English/Spanish Tier 0 keyword screen.
+//! - [`InjectionScreen`] is the deterministic English/Spanish prompt-injection
+//!   screen: a message that tries to instruct the automation gets no automated
+//!   reply, whatever the classifier says.
 //! - [`RulesClassifier`] turns a message into a valid `mw_decision_v1` from an
 //!   editable rules file; [`RulesVerifier`] is its deterministic Tier 2 verifier.
 
 mod config;
 mod engine;
+mod injection;
 mod prescreen;
 mod rules;
 mod text;
@@ -21,6 +25,7 @@ mod verifier;
 
 pub use config::{PolicyConfig, ReplyLimits, Thresholds};
 pub use engine::TierPolicy;
+pub use injection::{InjectionHit, InjectionScreen};
 pub use prescreen::{Prescreen, Tier0Hit};
 pub use rules::{RulesClassifier, RulesOutcome};
 pub use text::{normalize, word_count};

@@ -132,9 +132,19 @@ impl Prescreen {
         Ok(self)
     }
 
-    /// Scans raw text. Returns the first matching category (file order).
+    /// Scans raw text. Returns the first matching category (file order). Words
+    /// spelled out letter by letter (`l a w y e r`, `c.h.a.r.g.e.b.a.c.k`) are
+    /// also read joined up.
     pub fn scan(&self, text: &str) -> Option<Tier0Hit> {
-        let mut normalized = normalize(text).into_bytes();
+        let normalized = normalize(text);
+        self.scan_normalized(normalized.as_bytes()).or_else(|| {
+            let joined = join_spelled_out(&normalized)?;
+            self.scan_normalized(joined.as_bytes())
+        })
+    }
+
+    fn scan_normalized(&self, normalized: &[u8]) -> Option<Tier0Hit> {
+        let mut normalized = normalized.to_vec();
         if let Some(exclusions) = &self.exclusions {
             let spans: Vec<std::ops::Range<usize>> = exclusions
                 .find_iter(&normalized)
@@ -150,6 +160,36 @@ impl Prescreen {
             .get(first)
             .map(|intent| Tier0Hit { intent: *intent })
     }
+}
+
+/// Four or more single letters separated by spaces or punctuation.
+static SPELLED_OUT: std::sync::LazyLock<Option<Regex>> = std::sync::LazyLock::new(|| {
+    compile_one(
+        r"\b[a-z](?:[ ._*'-]{1,2}[a-z]\b){3,}",
+        "spelled-out words",
+        false,
+    )
+    .ok()
+});
+
+/// `text` with every spelled-out word joined up, or `None` when there is none.
+fn join_spelled_out(text: &str) -> Option<String> {
+    let regex = SPELLED_OUT.as_ref()?;
+    if !regex.is_match(text.as_bytes()) {
+        return None;
+    }
+    let joined = regex.replace_all(text.as_bytes(), |caps: &regex::bytes::Captures<'_>| {
+        caps.get(0)
+            .map(|m| {
+                m.as_bytes()
+                    .iter()
+                    .copied()
+                    .filter(u8::is_ascii_lowercase)
+                    .collect::<Vec<u8>>()
+            })
+            .unwrap_or_default()
+    });
+    String::from_utf8(joined.into_owned()).ok()
 }
 
 #[cfg(test)]
@@ -206,6 +246,28 @@ mod tests {
         ] {
             assert_eq!(hit(text), None, "false positive on: {text}");
         }
+    }
+
+    #[test]
+    fn hidden_and_spelled_out_keywords_are_still_caught() {
+        assert_eq!(
+            hit("I did a charge\u{200B}back on it"),
+            Some(Intent::ChargebackDispute)
+        );
+        assert_eq!(
+            hit("if not my l a w y e r will handle it"),
+            Some(Intent::LegalThreat)
+        );
+        assert_eq!(
+            hit("this is F.R.A.U.D plain and simple"),
+            Some(Intent::FraudSuspected)
+        );
+        assert_eq!(
+            hit("this charge is fr\u{0430}udulent"),
+            Some(Intent::FraudSuspected)
+        );
+        assert_eq!(hit("size m a b c in stock?"), None);
+        assert_eq!(hit("vamos a y o a la tienda"), None);
     }
 
     #[test]

@@ -449,6 +449,47 @@ mod tests {
         );
     }
 
+    /// A hostile display name goes through the same variable builder as in
+    /// production; no template body may then carry any of it.
+    #[test]
+    fn hostile_customer_names_cannot_smuggle_text_into_any_template() {
+        use chrono::TimeZone;
+        let catalog = Catalog::embedded().unwrap();
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 18, 15, 0, 0)
+            .single()
+            .unwrap();
+        let facts = OrderFacts::new(&mw_core::OrderLookup::None, "", now);
+        for name in [
+            "<script>alert(1)</script>",
+            "{{7*7}}",
+            "{{ brand.links }}{% for x in range(9) %}x{% endfor %}",
+            "https://evil.example/claim",
+            "[Claim](https://evil.example)",
+            "Call-555-0143-now",
+            "Visit-evil-dot-com",
+        ] {
+            for language in [Language::En, Language::Es] {
+                let computed = catalog.variables(None, &facts, Some(name), language);
+                assert!(!computed.contains_key("first_name"), "{name}");
+                let mut variables = crate::sample_variables(language);
+                variables.remove("first_name");
+                variables.extend(computed);
+                for spec in catalog.specs() {
+                    for channel in &spec.channels {
+                        let Ok(body) = catalog.render(&spec.id, language, *channel, &variables)
+                        else {
+                            continue;
+                        };
+                        for needle in ["<script", "{{", "{%", "49", "evil", "555-0143", "]("] {
+                            assert!(!body.contains(needle), "{} with {name}: {body}", spec.id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn runaway_templates_run_out_of_fuel() {
         let catalog = Catalog::from_strs(

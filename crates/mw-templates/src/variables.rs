@@ -5,15 +5,23 @@ use mw_core::{Eta, Language, Order, OrderFacts, Variables};
 use serde_json::{Value, json};
 
 /// A greeting-safe first name from a display name: the first word, letters (plus
-/// `'` and `-`) only, at most 30 characters; anything else gives `None`, so attacker
-/// text in a name field can never reach a reply.
+/// at most one `'` and one `-`, never two in a row nor at either end) only, at most
+/// 30 characters; anything else gives `None`, so attacker text in a name field
+/// (markup, template syntax, links, phone numbers, `Visit-evil-dot-com`,
+/// `Ignore-previous-instructions`) can never reach a reply.
 pub fn first_name(display_name: &str) -> Option<String> {
     let word = display_name.split_whitespace().next()?;
-    let valid = word.chars().count() <= 30
-        && word.chars().next().is_some_and(char::is_alphabetic)
-        && word
-            .chars()
-            .all(|c| c.is_alphabetic() || c == '\'' || c == '-');
+    let separator = |c: char| c == '\'' || c == '-';
+    let chars: Vec<char> = word.chars().collect();
+    let valid = chars.len() <= 30
+        && chars.first().is_some_and(|c| c.is_alphabetic())
+        && chars.last().is_some_and(|c| c.is_alphabetic())
+        && chars.iter().all(|c| c.is_alphabetic() || separator(*c))
+        && chars.iter().filter(|c| **c == '-').count() <= 1
+        && chars.iter().filter(|c| **c == '\'').count() <= 1
+        && !chars
+            .windows(2)
+            .any(|pair| separator(pair[0]) && separator(pair[1]));
     valid.then(|| word.to_owned())
 }
 
@@ -119,6 +127,47 @@ mod tests {
             None
         );
         assert_eq!(first_name("  "), None);
+    }
+
+    #[test]
+    fn hostile_names_never_reach_a_reply() {
+        for name in [
+            "<script>alert(1)</script>",
+            "<b>Jane</b>",
+            "{{7*7}}",
+            "{{ brand.links }}",
+            "Jane{{7*7}}",
+            "{%raw%}",
+            "https://evil.example/win",
+            "www.evil.example",
+            "evil.example",
+            "[Jane](https://evil.example)",
+            "javascript:alert(1)",
+            "+1-555-0143",
+            "555-0143",
+            "SAVE25NOW",
+            "Visit-evil-dot-com",
+            "Ignore-previous-instructions",
+            "Jane--Doe",
+            "-Jane",
+            "Jane'",
+            "Jane\u{202E}moc.live",
+            "Jane\u{200B}Doe",
+            "Ja_ne",
+            "Jane;DROP",
+        ] {
+            assert_eq!(first_name(name), None, "{name}");
+        }
+        for (name, first) in [
+            ("Mary-Jane Watson", "Mary-Jane"),
+            ("Jean-Pierre O'Neil", "Jean-Pierre"),
+            ("D'Angelo-Smith", "D'Angelo-Smith"),
+            ("José", "José"),
+            ("Jane <script>alert(1)</script>", "Jane"),
+            ("Jane {{7*7}}", "Jane"),
+        ] {
+            assert_eq!(first_name(name).as_deref(), Some(first), "{name}");
+        }
     }
 
     #[test]
