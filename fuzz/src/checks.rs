@@ -766,7 +766,10 @@ pub fn check_redact(data: &[u8]) -> Result<(), String> {
     }
     // `contains_pii(x)` is `redact(x) != x`: this is the idempotency check.
     if contains_pii(&once) {
-        return Err("redact is not idempotent: redacting the output changes it again".into());
+        return Err(format!(
+            "redact is not idempotent: {once:?} becomes {:?}",
+            redact(&once)
+        ));
     }
     let email = EMAIL.as_ref().ok_or("the email pattern does not compile")?;
     if email.is_match(&once) {

@@ -210,12 +210,20 @@ pub(crate) fn id_string(value: Option<&Value>) -> Option<String> {
     }
 }
 
-/// A webhook id: a non-empty string, or a whole number that fits `u64`. Other
-/// numbers (`1.7e56`, a 30-digit integer, `4.0`) pass the schema's `integer` but
-/// would print as a different id than the caller sent, so they count as absent.
+/// A webhook id: a non-empty string, or a whole number up to 2^53 − 1 (the schema's
+/// bound: JSON's safe integers), written `42` or `42.0`. Ids are kept exactly as the
+/// caller meant them: a number that is not whole counts as absent.
 fn webhook_id(value: Option<&Value>) -> Option<String> {
     match value? {
-        Value::Number(number) => number.as_u64().map(|id| id.to_string()),
+        Value::Number(number) => number
+            .as_u64()
+            .or_else(|| {
+                number
+                    .as_f64()
+                    .filter(|id| id.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(id))
+                    .map(|id| id as u64)
+            })
+            .map(|id| id.to_string()),
         other => id_string(Some(other)),
     }
 }
@@ -330,10 +338,17 @@ mod tests {
             parse_payload(huge),
             Err(PayloadError::Schema { .. })
         ));
+        let too_big = br#"{"ticket_id": 9007199254740992}"#;
+        assert!(matches!(
+            parse_payload(too_big),
+            Err(PayloadError::Schema { .. })
+        ));
         let (event, _) =
-            parse_payload(br#"{"ticket_id": 18446744073709551615, "message_id": 1e3}"#).unwrap();
-        assert_eq!(event.conversation_id, "18446744073709551615");
-        assert_eq!(event.message_id, None);
+            parse_payload(br#"{"ticket_id": 9007199254740991, "message_id": 1e3}"#).unwrap();
+        assert_eq!(event.conversation_id, "9007199254740991");
+        assert_eq!(event.message_id.as_deref(), Some("1000"));
+        let (event, _) = parse_payload(br#"{"ticket_id": 0.0}"#).unwrap();
+        assert_eq!(event.conversation_id, "0");
     }
 
     #[test]
