@@ -47,7 +47,7 @@ use mw_cli::serve::{LogFormat, ServeSettings};
 use mw_core::{Intent, StateStore, redact};
 use mw_fakes::{FakeOpenAi, FakeReply, FakeRichpanel};
 use mw_policy::{InjectionScreen, PolicyConfig, Prescreen, TierPolicy};
-use mw_tests::{repo_root, tempdir};
+use mw_tests::{customer_text, repo_root, tempdir};
 use regex::Regex;
 use serde_json::{Value, json};
 
@@ -142,19 +142,6 @@ fn conversation_id(line: &GoldenLine) -> String {
 
 fn customer_name(index: usize) -> &'static str {
     NAMES[index % NAMES.len()]
-}
-
-/// The customer text of a classifier request's user turn.
-fn prompt_text(request: &Value) -> String {
-    let content = request["messages"]
-        .as_array()
-        .and_then(|messages| messages.last())
-        .and_then(|message| message["content"].as_str())
-        .unwrap_or_default();
-    content
-        .split_once("<<<CUSTOMER_MESSAGE\n")
-        .map(|(_, rest)| rest.trim_end_matches("\nCUSTOMER_MESSAGE>>>").to_owned())
-        .unwrap_or_default()
 }
 
 /// What one run observed.
@@ -312,7 +299,7 @@ async fn run(mode: &str, lines: &[GoldenLine]) -> Outcome {
         ai.set_responder(move |request| {
             match request["response_format"]["json_schema"]["name"].as_str() {
                 Some("mw_decision_v1") => {
-                    let text = prompt_text(request);
+                    let text = customer_text(request);
                     match outputs.get(text.trim()) {
                         Some(output) => FakeReply::Content(output.clone()),
                         None => FakeReply::RawContent("unmatched".into()),
@@ -554,7 +541,7 @@ async fn run(mode: &str, lines: &[GoldenLine]) -> Outcome {
             .iter()
             .filter(|request| request["response_format"]["json_schema"]["name"] == "mw_decision_v1")
             .filter(|request| {
-                let text = prompt_text(request);
+                let text = customer_text(request);
                 !lines
                     .iter()
                     .any(|line| redact(&line.text).trim() == text.trim())
