@@ -12,22 +12,12 @@
 use std::sync::LazyLock;
 
 use regex::bytes::{Regex, RegexSet};
-use serde::Deserialize;
 
 use crate::PolicyError;
-use crate::prescreen::compile_one;
+use crate::prescreen::{PatternFile, compile_set, first_match};
 use crate::text::normalize;
 
 const EMBEDDED: &str = include_str!("../rules/injection.yaml");
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InjectionFile {
-    version: u32,
-    categories: indexmap::IndexMap<String, Vec<String>>,
-    #[serde(default)]
-    exclusions: Vec<String>,
-}
 
 /// A screen hit: the category of the first matching pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,41 +48,15 @@ impl InjectionScreen {
 
     /// Parses a screen file (see `rules/injection.yaml` for the format).
     pub fn from_yaml(text: &str) -> Result<InjectionScreen, PolicyError> {
-        let file: InjectionFile = serde_norway::from_str(text)
-            .map_err(|error| PolicyError::Rules(format!("injection file: {error}")))?;
-        if file.version != 1 {
-            return Err(PolicyError::Rules(format!(
-                "injection file version {} is not supported; use version 1",
-                file.version
-            )));
-        }
+        let file = PatternFile::parse(text, "injection")?;
         let mut categories = Vec::new();
         let mut sources = Vec::new();
-        for (name, patterns) in file.categories {
-            categories.extend(std::iter::repeat_n(name, patterns.len()));
-            sources.extend(patterns);
+        for (name, patterns) in &file.categories {
+            categories.extend(std::iter::repeat_n(name.clone(), patterns.len()));
+            sources.extend(patterns.iter().cloned());
         }
-        let patterns = regex::bytes::RegexSetBuilder::new(&sources)
-            .unicode(false)
-            .multi_line(true)
-            .size_limit(64 << 20)
-            .dfa_size_limit(64 << 20)
-            .build()
-            .map_err(|error| PolicyError::Rules(format!("injection pattern: {error}")))?;
-        let exclusions = if file.exclusions.is_empty() {
-            None
-        } else {
-            let combined: Vec<String> = file
-                .exclusions
-                .iter()
-                .map(|pattern| format!("(?:{pattern})"))
-                .collect();
-            Some(compile_one(
-                &combined.join("|"),
-                "injection exclusion",
-                true,
-            )?)
-        };
+        let patterns = compile_set(&sources, "injection pattern", true)?;
+        let exclusions = file.exclusions("injection", true)?;
         Ok(InjectionScreen {
             categories,
             patterns,
@@ -104,17 +68,12 @@ impl InjectionScreen {
     /// category (file order).
     pub fn scan(&self, text: &str) -> Option<InjectionHit> {
         let lines: Vec<String> = text.lines().map(normalize).collect();
-        let mut normalized = lines.join("\n").into_bytes();
-        if let Some(exclusions) = &self.exclusions {
-            let spans: Vec<std::ops::Range<usize>> = exclusions
-                .find_iter(&normalized)
-                .map(|m| m.range())
-                .collect();
-            for span in spans {
-                normalized[span].fill(b' ');
-            }
-        }
-        let first = self.patterns.matches(&normalized).iter().next()?;
+        let normalized = lines.join("\n");
+        let first = first_match(
+            &self.patterns,
+            self.exclusions.as_ref(),
+            normalized.as_bytes(),
+        )?;
         self.categories.get(first).map(|category| InjectionHit {
             category: category.clone(),
         })

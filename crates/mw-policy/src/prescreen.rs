@@ -13,13 +13,71 @@ use crate::text::normalize;
 
 const EMBEDDED: &str = include_str!("../rules/tier0.yaml");
 
+/// A versioned pattern file (`rules/tier0.yaml`, `rules/injection.yaml`):
+/// categories of patterns in priority order, and exclusions blanked out first.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Tier0File {
+pub(crate) struct PatternFile {
     version: u32,
-    categories: indexmap::IndexMap<String, Vec<String>>,
+    pub(crate) categories: indexmap::IndexMap<String, Vec<String>>,
     #[serde(default)]
     exclusions: Vec<String>,
+}
+
+impl PatternFile {
+    /// Parses a version-1 file; `what` names it in errors (`tier0`, `injection`).
+    pub(crate) fn parse(text: &str, what: &str) -> Result<PatternFile, PolicyError> {
+        let file: PatternFile = serde_norway::from_str(text)
+            .map_err(|error| PolicyError::Rules(format!("{what} file: {error}")))?;
+        if file.version != 1 {
+            return Err(PolicyError::Rules(format!(
+                "{what} file version {} is not supported; use version 1",
+                file.version
+            )));
+        }
+        Ok(file)
+    }
+
+    /// All exclusions as one alternation, if there are any.
+    pub(crate) fn exclusions(
+        &self,
+        what: &str,
+        multi_line: bool,
+    ) -> Result<Option<Regex>, PolicyError> {
+        if self.exclusions.is_empty() {
+            return Ok(None);
+        }
+        let combined: Vec<String> = self
+            .exclusions
+            .iter()
+            .map(|pattern| format!("(?:{pattern})"))
+            .collect();
+        compile_one(
+            &combined.join("|"),
+            &format!("{what} exclusion"),
+            multi_line,
+        )
+        .map(Some)
+    }
+}
+
+/// The index of the first pattern of `patterns` matching `text` once every match
+/// of `exclusions` is blanked out. Patterns are in priority order, and a set
+/// reports matches in pattern order.
+pub(crate) fn first_match(
+    patterns: &RegexSet,
+    exclusions: Option<&Regex>,
+    text: &[u8],
+) -> Option<usize> {
+    let mut text = text.to_vec();
+    if let Some(exclusions) = exclusions {
+        let spans: Vec<std::ops::Range<usize>> =
+            exclusions.find_iter(&text).map(|m| m.range()).collect();
+        for span in spans {
+            text[span].fill(b' ');
+        }
+    }
+    patterns.matches(&text).iter().next()
 }
 
 /// A pre-screen hit: the Tier 0 category that matched.
@@ -44,9 +102,15 @@ pub struct Prescreen {
 
 /// Patterns run on normalised (accent-stripped) text in ASCII mode: `\b` and `\w`
 /// are ASCII, which keeps large sets on the fast DFA engines.
-pub(crate) fn compile_set(patterns: &[String], what: &str) -> Result<RegexSet, PolicyError> {
+/// With `multi_line`, `^` and `$` also match at line breaks.
+pub(crate) fn compile_set(
+    patterns: &[String],
+    what: &str,
+    multi_line: bool,
+) -> Result<RegexSet, PolicyError> {
     RegexSetBuilder::new(patterns)
         .unicode(false)
+        .multi_line(multi_line)
         .size_limit(64 << 20)
         .dfa_size_limit(64 << 20)
         .build()
@@ -74,17 +138,10 @@ impl Prescreen {
 
     /// Parses a pre-screen file (see `rules/tier0.yaml` for the format).
     pub fn from_yaml(text: &str) -> Result<Prescreen, PolicyError> {
-        let file: Tier0File = serde_norway::from_str(text)
-            .map_err(|error| PolicyError::Rules(format!("tier0 file: {error}")))?;
-        if file.version != 1 {
-            return Err(PolicyError::Rules(format!(
-                "tier0 file version {} is not supported; use version 1",
-                file.version
-            )));
-        }
+        let file = PatternFile::parse(text, "tier0")?;
         let mut categories = Vec::new();
         let mut sources = Vec::new();
-        for (name, patterns) in file.categories {
+        for (name, patterns) in &file.categories {
             let intent: Intent = name
                 .parse()
                 .ok()
@@ -93,19 +150,10 @@ impl Prescreen {
                     PolicyError::Rules(format!("tier0 category '{name}' is not a Tier 0 intent"))
                 })?;
             categories.extend(std::iter::repeat_n(intent, patterns.len()));
-            sources.extend(patterns);
+            sources.extend(patterns.iter().cloned());
         }
-        let exclusions = if file.exclusions.is_empty() {
-            None
-        } else {
-            let combined: Vec<String> = file
-                .exclusions
-                .iter()
-                .map(|pattern| format!("(?:{pattern})"))
-                .collect();
-            Some(compile_one(&combined.join("|"), "tier0 exclusion", false)?)
-        };
-        let patterns = compile_set(&sources, "tier0 pattern")?;
+        let exclusions = file.exclusions("tier0", false)?;
+        let patterns = compile_set(&sources, "tier0 pattern", false)?;
         Ok(Prescreen {
             categories,
             sources,
@@ -128,7 +176,7 @@ impl Prescreen {
         self.sources.extend(patterns.iter().cloned());
         self.categories
             .extend(std::iter::repeat_n(intent, patterns.len()));
-        self.patterns = compile_set(&self.sources, intent.as_str())?;
+        self.patterns = compile_set(&self.sources, intent.as_str(), false)?;
         Ok(self)
     }
 
@@ -144,18 +192,7 @@ impl Prescreen {
     }
 
     fn scan_normalized(&self, normalized: &[u8]) -> Option<Tier0Hit> {
-        let mut normalized = normalized.to_vec();
-        if let Some(exclusions) = &self.exclusions {
-            let spans: Vec<std::ops::Range<usize>> = exclusions
-                .find_iter(&normalized)
-                .map(|m| m.range())
-                .collect();
-            for span in spans {
-                normalized[span].fill(b' ');
-            }
-        }
-        // Matches come in pattern order, and patterns are in category priority order.
-        let first = self.patterns.matches(&normalized).iter().next()?;
+        let first = first_match(&self.patterns, self.exclusions.as_ref(), normalized)?;
         self.categories
             .get(first)
             .map(|intent| Tier0Hit { intent: *intent })

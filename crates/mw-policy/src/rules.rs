@@ -140,7 +140,7 @@ impl RulesClassifier {
                 weights.push((index, pattern.w));
             }
         }
-        let patterns = compile_set(&sources, "intent pattern")?;
+        let patterns = compile_set(&sources, "intent pattern", false)?;
         let strip = file
             .strip
             .iter()
@@ -148,8 +148,8 @@ impl RulesClassifier {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RulesClassifier {
             min_score: file.min_score,
-            spanish: compile_set(&file.language.es, "language.es")?,
-            english: compile_set(&file.language.en, "language.en")?,
+            spanish: compile_set(&file.language.es, "language.es", false)?,
+            english: compile_set(&file.language.en, "language.en", false)?,
             strip,
             patterns,
             weights,
