@@ -37,19 +37,6 @@ pub fn golden_lines() -> Result<Vec<mw_cli::eval::GoldenLine>, String> {
     mw_cli::eval::parse_golden(&text).map_err(|error| error.to_string())
 }
 
-/// The customer text of a classifier request's user turn.
-pub fn customer_text(request: &Value) -> String {
-    let content = request["messages"]
-        .as_array()
-        .and_then(|messages| messages.last())
-        .and_then(|message| message["content"].as_str())
-        .unwrap_or_default();
-    content
-        .split_once("<<<CUSTOMER_MESSAGE\n")
-        .map(|(_, rest)| rest.trim_end_matches("\nCUSTOMER_MESSAGE>>>").to_owned())
-        .unwrap_or_default()
-}
-
 /// A fake OpenAI responder: the classifier answers like the embedded rules would on
 /// the (redacted) customer text; the Tier 2 verifier allows while `verifier_allows`
 /// is true and denies otherwise.
@@ -60,7 +47,10 @@ pub fn rules_model(
     move |request| match request["response_format"]["json_schema"]["name"].as_str() {
         Some("mw_decision_v1") => {
             match engine
-                .classify(&customer_text(request), &ClassifierSource::Rules)
+                .classify(
+                    mw_adapters::openai::customer_message(request).unwrap_or_default(),
+                    &ClassifierSource::Rules,
+                )
                 .output
             {
                 ModelOutput::Json(value) => FakeReply::Content(value),

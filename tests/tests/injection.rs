@@ -39,6 +39,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use mw_adapters::openai::customer_message;
 use mw_adapters::server::open_store;
 use mw_cli::Engine;
 use mw_cli::eval::{GoldenLine, parse_golden};
@@ -47,7 +48,7 @@ use mw_cli::serve::{LogFormat, ServeSettings};
 use mw_core::{Intent, StateStore, redact};
 use mw_fakes::{FakeOpenAi, FakeReply, FakeRichpanel};
 use mw_policy::{InjectionScreen, PolicyConfig, Prescreen, TierPolicy};
-use mw_tests::{customer_text, repo_root, tempdir};
+use mw_tests::{repo_root, tempdir};
 use regex::Regex;
 use serde_json::{Value, json};
 
@@ -299,7 +300,7 @@ async fn run(mode: &str, lines: &[GoldenLine]) -> Outcome {
         ai.set_responder(move |request| {
             match request["response_format"]["json_schema"]["name"].as_str() {
                 Some("mw_decision_v1") => {
-                    let text = customer_text(request);
+                    let text = customer_message(request).unwrap_or_default();
                     match outputs.get(text.trim()) {
                         Some(output) => FakeReply::Content(output.clone()),
                         None => FakeReply::RawContent("unmatched".into()),
@@ -541,7 +542,7 @@ async fn run(mode: &str, lines: &[GoldenLine]) -> Outcome {
             .iter()
             .filter(|request| request["response_format"]["json_schema"]["name"] == "mw_decision_v1")
             .filter(|request| {
-                let text = customer_text(request);
+                let text = customer_message(request).unwrap_or_default();
                 !lines
                     .iter()
                     .any(|line| redact(&line.text).trim() == text.trim())

@@ -392,23 +392,25 @@ fn scan_service(
         scan(&format!("[{mode}] {name}"), &text, pii, &allowed, findings);
         artifacts += 1;
     }
+    // Every read-only command an operator runs, text and JSON.
+    let mut commands: Vec<Vec<&str>> = Vec::new();
     for conversation in conversations {
-        for json in [false, true] {
-            let mut args = vec!["audit", conversation];
-            if json {
-                args.push("--json");
-            }
-            let (stdout, stderr) = mw(&args, data_dir);
-            let text = format!("{stdout}\n{stderr}");
-            scan(
-                &format!("[{mode}] mw {}", args.join(" ")),
-                &text,
-                pii,
-                &[],
-                findings,
-            );
-            artifacts += 1;
-        }
+        commands.push(vec!["audit", conversation]);
+        commands.push(vec!["audit", conversation, "--json"]);
+    }
+    commands.push(vec!["dlq", "list", "--json"]);
+    commands.push(vec!["dlq", "list"]);
+    for args in &commands {
+        let (stdout, stderr) = mw(args, data_dir);
+        let text = format!("{stdout}\n{stderr}");
+        scan(
+            &format!("[{mode}] mw {}", args.join(" ")),
+            &text,
+            pii,
+            &[],
+            findings,
+        );
+        artifacts += 1;
     }
     let (outbox, stderr) = mw(&["outbox", "--json"], data_dir);
     scan(
@@ -430,21 +432,6 @@ fn scan_service(
             &entry.to_string(),
             pii,
             &allowed,
-            findings,
-        );
-        artifacts += 1;
-    }
-    for args in [
-        ["dlq", "list", "--json"].as_slice(),
-        ["dlq", "list"].as_slice(),
-    ] {
-        let (stdout, stderr) = mw(args, data_dir);
-        let text = format!("{stdout}\n{stderr}");
-        scan(
-            &format!("[{mode}] mw {}", args.join(" ")),
-            &text,
-            pii,
-            &[],
             findings,
         );
         artifacts += 1;
@@ -597,19 +584,6 @@ async fn dry_run_flow(pii: &[Pii], findings: &mut Vec<String>) -> usize {
     artifacts
 }
 
-/// The customer text of a classifier request's user turn.
-fn prompt_text(request: &Value) -> String {
-    let content = request["messages"]
-        .as_array()
-        .and_then(|messages| messages.last())
-        .and_then(|message| message["content"].as_str())
-        .unwrap_or_default();
-    content
-        .split_once("<<<CUSTOMER_MESSAGE\n")
-        .map(|(_, rest)| rest.trim_end_matches("\nCUSTOMER_MESSAGE>>>").to_owned())
-        .unwrap_or_default()
-}
-
 async fn live_flow(pii: &[Pii], findings: &mut Vec<String>) -> usize {
     let rp = FakeRichpanel::start(RP_KEY).await.unwrap();
     let bot = rp.add_user("Support Bot", "bot@shop.example");
@@ -620,8 +594,8 @@ async fn live_flow(pii: &[Pii], findings: &mut Vec<String>) -> usize {
     ai.set_responder(move |request| {
         match request["response_format"]["json_schema"]["name"].as_str() {
             Some("mw_decision_v1") => {
-                let text = prompt_text(request);
-                match engine.classify(&text, &ClassifierSource::Rules).output {
+                let text = mw_adapters::openai::customer_message(request).unwrap_or_default();
+                match engine.classify(text, &ClassifierSource::Rules).output {
                     ModelOutput::Json(mut value) => {
                         value["notes_for_agent"] =
                             json!(text.chars().take(400).collect::<String>());
