@@ -556,22 +556,22 @@ async fn wait_drained(service: &Service, deadline: Instant) {
     }
 }
 
-fn query_strings(db: &rusqlite::Connection, sql: &str) -> Vec<String> {
+/// Every row of `sql`, read with `row`.
+fn query<T>(
+    db: &rusqlite::Connection,
+    sql: &str,
+    row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Vec<T> {
     let mut statement = db.prepare(sql).unwrap();
     statement
-        .query_map([], |row| row.get::<_, String>(0))
+        .query_map([], row)
         .unwrap()
         .map(Result::unwrap)
         .collect()
 }
 
-fn query_pairs(db: &rusqlite::Connection, sql: &str) -> Vec<(String, String)> {
-    let mut statement = db.prepare(sql).unwrap();
-    statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+fn query_strings(db: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    query(db, sql, |row| row.get(0))
 }
 
 /// Runs the soak and returns what the oracle counted.
@@ -772,9 +772,10 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
     let mut duplicate_replies = 0;
     let mut unsafe_automations = 0;
     let mut order_violations = 0;
-    let audit = query_pairs(
+    let audit: Vec<(String, String)> = query(
         &db,
         "SELECT conversation_id, event_key FROM audit ORDER BY id",
+        |row| Ok((row.get(0)?, row.get(1)?)),
     );
     let mut audit_order: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (conversation, event_key) in &audit {
